@@ -1,0 +1,101 @@
+"""Run and training settings (pydantic v2 models); the only module that reads YAML.
+
+Precedence: defaults < YAML file < CLI flags. Unknown keys fail with their path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AugmentConfig(_Strict):
+    """Augmentation ranges and probabilities (see ``pipeline.augment.augment_batch``)."""
+
+    rotate: float = Field(12.0, ge=0, le=45, description="max rotation, degrees")
+    shear: float = Field(0.25, ge=0, le=1, description="max slant, tan(angle)")
+    scale: float = Field(0.12, ge=0, le=0.5, description="max relative size change")
+    aspect: float = Field(0.1, ge=0, le=0.5, description="max relative width change")
+    shift: float = Field(2.0, ge=0, le=6, description="max shift, pixels of the 28x28 crop")
+    elastic_p: float = Field(0.5, ge=0, le=1)
+    elastic_alpha: float = Field(1.2, ge=0, le=5, description="elastic displacement std, pixels")
+    thicken_p: float = Field(0.2, ge=0, le=1)
+    thin_p: float = Field(0.1, ge=0, le=1)
+    pressure_p: float = Field(0.2, ge=0, le=1)
+    binarize_p: float = Field(0.3, ge=0, le=1)
+    blur_p: float = Field(0.15, ge=0, le=1)
+    line_p: float = Field(0.08, ge=0, le=1)
+    cut_p: float = Field(0.03, ge=0, le=1)
+    noise_p: float = Field(0.15, ge=0, le=1)
+    speckle_p: float = Field(0.05, ge=0, le=1)
+
+
+class TrainConfig(_Strict):
+    """Settings of ``digitform train`` (``configs/train.yaml``)."""
+
+    data: Path = Field(Path("../shared/data/mnist"), description="folder of the MNIST IDX files")
+    out: Path = Field(Path("pipeline/classify/weights/digitnet.pt"), description="checkpoint written at the end")
+    work_dir: Path = Field(Path("runs/train"), description="per-epoch checkpoints, curves")
+    epochs: int = Field(30, ge=1, le=500)
+    batch_size: int = Field(128, ge=1, le=8192)
+    lr: float = Field(3e-3, gt=0, le=1, description="peak learning rate of the one-cycle schedule")
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    width: int = Field(32, ge=4, le=256)
+    dropout: float = Field(0.3, ge=0, le=0.9)
+    val_size: int = Field(5000, ge=100, le=30000, description="training images held out for validation")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_batches: int | None = Field(None, ge=1, description="stop each epoch after this many batches (smoke tests)")
+    augment: AugmentConfig = AugmentConfig()
+
+
+def _format_error(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_yaml(path: Path) -> dict:
+    """Read a YAML mapping.
+
+    Raises:
+        ConfigError: missing file, bad YAML, or not a mapping.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def build(model: type[_Strict], path: Path | None = None, **overrides: object) -> _Strict:
+    """Build settings: defaults < YAML file < overrides (CLI flags; ``None`` means not given).
+
+    Raises:
+        ConfigError: unknown key or bad value, naming its path (``augment.rotate``).
+    """
+    data = load_yaml(path) if path is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{_format_error(exc)}") from exc

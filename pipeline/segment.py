@@ -1,0 +1,138 @@
+"""PageLayout + DigitBox -> DigitCrop: remove the box lines, keep the digit's strokes, MNIST-normalise.
+
+MNIST normalisation (LeCun, Bottou, Bengio & Haffner, Proc. IEEE 1998; and the MNIST page):
+the digit's bounding box is scaled to fit a 20x20 box with its aspect ratio kept
+(anti-aliased), then placed in a 28x28 field so that its centre of mass is at the centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .types import DigitBox, DigitCrop, PageLayout
+
+CROP_SIZE = 28  # MNIST field, pixels
+DIGIT_BOX = 20  # MNIST digit box, pixels
+# Where MNIST puts the centre of mass, in (row, col) array indices: measured on the MNIST
+# test set, the mean is (13.99, 14.01), so the published "centre of the 28x28 field" is
+# index 14 (not 13.5).
+CENTRE = 14.0
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSettings:
+    """Thresholds of segmentation (ratios of the cell size unless said otherwise)."""
+
+    ink_level: float = 0.3  # normalised ink darkness that counts as a stroke, in [0, 1]
+    margin: float = 0.3  # how far outside the cell strokes are followed, in cell sides
+    min_inside: float = 0.4  # share of a component's pixels that must lie inside the cell
+    border_band: float = 0.07  # band along the cell border where line residue lies
+    blank_ink: float = 0.006  # below this share of the cell covered by ink: blank
+    blank_extent: float = 0.22  # below this largest extent (of the cell height): blank
+
+
+def to_mnist(patch: np.ndarray) -> np.ndarray:
+    """Scale an ink patch into the MNIST 28x28 frame.
+
+    Args:
+        patch: (h, w) float32 ink in [0, 1], cropped to the digit's bounding box.
+
+    Returns:
+        (28, 28) float32 in [0, 1]: the patch scaled to fit 20x20 (aspect kept, area
+        interpolation when shrinking), centred by centre of mass.
+    """
+    h, w = patch.shape
+    scale = DIGIT_BOX / max(h, w)
+    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(patch, (nw, nh), interpolation=interp)
+    total = float(small.sum())
+    if total <= 0:
+        return np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+    ys, xs = np.indices(small.shape)
+    cy, cx = float((ys * small).sum() / total), float((xs * small).sum() / total)
+    m = np.float32([[1, 0, CENTRE - cx], [0, 1, CENTRE - cy]])
+    out = cv2.warpAffine(small, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _strokes(ink: np.ndarray, lines: np.ndarray, interior: np.ndarray, level: float, line_width: float) -> np.ndarray:
+    """Binary strokes with the ruling lines removed and the ink that crosses them restored.
+
+    Only line-mask pixels outside the cell interior are box lines: inside it, long straight
+    strokes (the stem of a "1", the bar of a "7") also enter the line mask but are
+    handwriting. A line pixel is given back to the strokes when ink lies on both sides of it
+    across the line (a closing perpendicular to the line, limited to the line mask), so a
+    digit that crosses its box keeps a continuous stroke.
+    """
+    mask = (ink > level).astype(np.uint8)
+    line = cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) & (1 - interior)
+    strokes = mask & (1 - line)
+    k = int(2 * line_width + 5)
+    across_h = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
+    across_v = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
+    return strokes | ((across_h | across_v) & line & mask)
+
+
+def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = False, settings: SegmentSettings | None = None) -> DigitCrop:
+    """Cut one cell out of its page as an MNIST-style crop.
+
+    Box lines are removed (including where ink crosses them), strokes are followed up to
+    ``settings.margin`` cell sides outside the box so that a digit straying over its border
+    stays whole, and marks that belong to neighbouring cells or labels (mostly outside this
+    cell) are dropped. A cell with almost no ink is blank.
+
+    Args:
+        layout: the page's layout (aligned ink image and line mask).
+        cell: the cell; ``cell.aligned_box`` is used.
+        upside_down: rotate the digit 180 degrees (for pages scanned upside down).
+        settings: thresholds.
+
+    Returns:
+        A ``DigitCrop``: (28, 28) float32 in [0, 1], ink = 1; zeros when blank.
+    """
+    s = settings or SegmentSettings()
+    x, y, w, h = cell.aligned_box
+    H, W = layout.ink.shape
+    m = int(round(s.margin * max(w, h)))
+    x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
+    ink = layout.ink[y0:y1, x0:x1]
+    # the cell interior in region coordinates, the same less a 1 px rim (anti-aliased line
+    # edges), and the same shrunk by the border band
+    cx0, cy0 = x - x0, y - y0
+    inside = np.zeros(ink.shape, np.uint8)
+    inside[cy0 : cy0 + h, cx0 : cx0 + w] = 1
+    rim = np.zeros_like(inside)
+    rim[cy0 + 1 : cy0 + h - 1, cx0 + 1 : cx0 + w - 1] = 1
+    strokes = _strokes(ink, layout.lines[y0:y1, x0:x1], rim, s.ink_level, layout.line_width)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
+    band = max(1, int(round(s.border_band * min(w, h))))
+    core = np.zeros_like(strokes)
+    core[cy0 + band : cy0 + h - band, cx0 + band : cx0 + w - band] = 1
+    min_px = max(3, int(0.0015 * w * h))
+    keep = np.zeros(n, bool)
+    if n > 1:
+        lab_in = np.bincount(labels[inside > 0], minlength=n)
+        lab_core = np.bincount(labels[core > 0], minlength=n)
+        area = stats[:, cv2.CC_STAT_AREA]
+        keep = (lab_core >= min_px) & (lab_in >= s.min_inside * area)
+        keep[0] = False
+    kept = keep[labels]
+    inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
+    if not kept.any():
+        return DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0)
+    ys, xs = np.nonzero(kept)
+    by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    if inked < s.blank_ink or max(by1 - by0, bx1 - bx0) < s.blank_extent * h:
+        return DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked)
+    patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
+    # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
+    top = float(np.percentile(patch[patch > 0], 90))
+    if top > 0:
+        patch = np.clip(patch / top, 0.0, 1.0)
+    if upside_down:
+        patch = patch[::-1, ::-1]
+    return DigitCrop(cell, to_mnist(np.ascontiguousarray(patch)), False, inked)
