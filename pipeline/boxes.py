@@ -29,9 +29,10 @@ class BoxSettings:
 
     min_aspect: float = 0.45  # cell width / height
     max_aspect: float = 2.2  # wider boxes are free-text/number boxes or table cells
-    min_rectangularity: float = 0.88  # hole area / bounding-box area
+    min_rectangularity: float = 0.5  # hole area / bounding-box area
+    min_frame: float = 0.9  # share of the bounding box's outline lying on ruling lines
     max_border_ratio: float = 0.16  # ruling-line thickness / cell side (QR finder rings are 0.2)
-    max_solid_fill: float = 0.75  # largest ink blob's fill of its bounding box (solid squares ~1.0)
+    max_solid_fill: float = 0.85  # largest ink blob's fill of its bounding box (solid squares ~1.0)
     max_side_fraction: float = 0.25  # of the page's longer side
     height_tolerance: float = 1.35  # max height ratio of neighbouring cells in one field
     max_gap: float = 0.9  # largest gap between boxes of one field, in cell widths
@@ -90,10 +91,33 @@ def _solid_blob(mask: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     return float(area) / float(bw * bh)
 
 
+def _frame_coverage(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    """Share of the hole's bounding-box outline (1 px outside it) that lies on ruling lines."""
+    H, W = lines.shape
+    x0, y0, x1, y1 = max(0, x - 1), max(0, y - 1), min(W - 1, x + w), min(H - 1, y + h)
+    ring = np.concatenate([lines[y0, x0:x1 + 1], lines[y1, x0:x1 + 1], lines[y0:y1 + 1, x0], lines[y0:y1 + 1, x1]])
+    return float((ring > 0).mean())
+
+
+def _square_corners(contour: np.ndarray, x: int, y: int, w: int, h: int, size: float = 0.12, fill: float = 0.7) -> bool:
+    """True when the hole fills all four corners of its bounding box (a box, not a letter bowl).
+
+    A stroke hanging into the cell from its border only notches a side, so it passes.
+    """
+    hole = np.zeros((h, w), np.uint8)
+    cv2.drawContours(hole, [contour - np.array([x, y])], -1, 1, thickness=-1)
+    cw, ch = max(1, int(size * w)), max(1, int(size * h))
+    for sy, sx in ((slice(0, ch), slice(0, cw)), (slice(0, ch), slice(w - cw, w)), (slice(h - ch, h), slice(0, cw)), (slice(h - ch, h), slice(w - cw, w))):
+        if hole[sy, sx].mean() < fill:
+            return False
+    return True
+
+
 def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSettings) -> list[_Cell]:
     H, W = lines.shape
     contours, hierarchy = cv2.findContours(lines, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     cells: list[_Cell] = []
+    halves: list[_Cell] = []  # holes that may be a cell split by a stroke from border to border
     if hierarchy is None:
         return cells
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
@@ -102,21 +126,48 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
         if hierarchy[0][i][3] < 0:  # outer contour of a line blob, not a hole
             continue
         x, y, w, h = cv2.boundingRect(c)
-        if min(w, h) < min_side or max(w, h) > max_side:
-            continue
-        if not (s.min_aspect <= w / h <= s.max_aspect):
+        if h < min_side or max(w, h) > max_side:
             continue
         if cv2.contourArea(c) < s.min_rectangularity * w * h:
+            continue  # strokes that join the border only notch the hole; letters' bowls are far from boxes
+        if not _square_corners(c, x, y, w, h):
+            if w >= 0.15 * h and _frame_coverage(lines, x, y, w, h) >= s.min_frame:
+                halves.append(_Cell(x, y, w, h, _border_thickness(lines, x, y, w, h)))
+            continue  # rounded holes: letters such as "o", "D" of large print; or half a cell
+        if w < min_side or not (s.min_aspect <= w / h <= s.max_aspect):
             continue
-        if len(cv2.approxPolyDP(c, 0.04 * cv2.arcLength(c, True), True)) != 4:
-            continue  # rounded holes: letters such as "o", "D" of large print
+        if _frame_coverage(lines, x, y, w, h) < s.min_frame:
+            continue
         border = _border_thickness(lines, x, y, w, h)
         if border <= 0 or border > s.max_border_ratio * min(w, h):
             continue
         if _solid_blob(mask, x, y, w, h) > s.max_solid_fill:
             continue
         cells.append(_Cell(x, y, w, h, border))
-    return cells
+    return cells + _join_halves(halves, s)
+
+
+def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
+    """Join side-by-side holes split by a handwritten stroke that runs from border to border
+    (after dash bridging, a digit touching both borders walls its cell in two)."""
+    out = []
+    halves = sorted(halves, key=lambda c: c.x)
+    used = set()
+    for i, a in enumerate(halves):
+        for j in range(i + 1, len(halves)):
+            b = halves[j]
+            if i in used or j in used:
+                continue
+            gap = b.x - (a.x + a.w)
+            if gap > max(a.h, b.h) * 0.25:
+                break
+            if gap < 0 or abs(a.y - b.y) > 0.15 * a.h or abs(a.h - b.h) > 0.15 * a.h:
+                continue
+            w, h = b.x + b.w - a.x, max(a.y + a.h, b.y + b.h) - min(a.y, b.y)
+            if s.min_aspect <= w / h <= s.max_aspect:
+                out.append(_Cell(a.x, min(a.y, b.y), w, h, max(a.border, b.border)))
+                used.update((i, j))
+    return out
 
 
 def _group(cells: list[_Cell], s: BoxSettings) -> list[list[_Cell]]:
@@ -198,6 +249,42 @@ def _reading_order(groups: list[list[_Cell]]) -> list[list[_Cell]]:
     return [g for row in rows for g in sorted(row, key=lambda g: g[0].x)]
 
 
+def _typical_thickness(horiz: np.ndarray) -> float:
+    """Median vertical run length of a horizontal-line mask: the usual ruling-line thickness, pixels."""
+    b = (horiz > 0).astype(np.int8)
+    if not b.any():
+        return 1.0
+    d = np.diff(np.pad(b, ((1, 1), (0, 0))), axis=0)
+    starts = np.nonzero(d.T == 1)
+    ends = np.nonzero(d.T == -1)
+    runs = ends[1] - starts[1]
+    return float(np.median(runs)) if runs.size else 1.0
+
+
+def page_lines(mask: np.ndarray, length: int) -> np.ndarray:
+    """Ruling-line mask of a page: horizontal and vertical lines, dashes bridged, ends extended.
+
+    Args:
+        mask: (H, W) uint8 0/255 ink mask. length: minimum line run, pixels (``morph.line_length``).
+
+    Returns:
+        (H, W) uint8 0/255.
+    """
+    bridge = max(2, length // 2)
+    horiz, vert = ruling_lines(mask, length, bridge=bridge)
+    # drop blobs: handwriting closed into a solid patch is thick, ruling lines are thin;
+    # pixels on a run across the line longer than ``max_thick`` are not line
+    max_thick = int(max(6.0, 2.5 * _typical_thickness(horiz) + 2))
+    horiz = cv2.subtract(horiz, cv2.morphologyEx(horiz, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max_thick + 1))))
+    vert = cv2.subtract(vert, cv2.morphologyEx(vert, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max_thick + 1, 1))))
+    # extend every line along itself so that ends stopping short of a corner (dashed or
+    # broken lines, faint scans) meet the crossing line
+    horiz = cv2.dilate(horiz, cv2.getStructuringElement(cv2.MORPH_RECT, (bridge + 1, 1)))
+    vert = cv2.dilate(vert, cv2.getStructuringElement(cv2.MORPH_RECT, (1, bridge + 1)))
+    lines = cv2.morphologyEx(cv2.bitwise_or(horiz, vert), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    return lines
+
+
 def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> PageLayout:
     """Find the digit cells of an aligned page and group them into fields in reading order.
 
@@ -214,10 +301,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     ink = normalise_ink(aligned.image)
     mask = ink_mask(ink)
     length = line_length(mask.shape)
-    horiz, vert = ruling_lines(mask, length, bridge=max(2, length // 4))
-    lines = cv2.bitwise_or(horiz, vert)
-    # join line ends that stop a pixel or two short of each other at the corners
-    lines = cv2.morphologyEx(lines, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    lines = page_lines(mask, length)
     cells = _candidate_cells(lines, mask, length, s)
     groups = [_merge_split_cells(g) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []

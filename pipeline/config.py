@@ -58,6 +58,20 @@ class TrainConfig(_Strict):
     augment: AugmentConfig = AugmentConfig()
 
 
+class RunSettings(_Strict):
+    """Settings of ``digitform process`` (``configs/run.yaml``; CLI flags override)."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the CNN runs; auto = cuda when present")
+    batch_size: int = Field(256, ge=1, le=65536, description="crops per forward pass")
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="digits below this confidence are flagged; null = the model's stored threshold"
+    )
+    max_megapixels: float = Field(200.0, gt=0, le=10000, description="larger images are refused (decompression bombs)")
+    model: Path | None = Field(None, description="checkpoint file; null = the shipped weights")
+    pages_per_batch: int = Field(8, ge=1, le=1024, description="pages whose crops are classified together")
+    orientation: bool = Field(True, description="detect pages scanned upside down (by classifier confidence)")
+
+
 def _format_error(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors():
@@ -86,7 +100,7 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
-def build(model: type[_Strict], path: Path | None = None, **overrides: object) -> _Strict:
+def build(schema: type[_Strict], path: Path | None = None, **overrides: object) -> _Strict:
     """Build settings: defaults < YAML file < overrides (CLI flags; ``None`` means not given).
 
     Raises:
@@ -95,7 +109,7 @@ def build(model: type[_Strict], path: Path | None = None, **overrides: object) -
     data = load_yaml(path) if path is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return model.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{_format_error(exc)}") from exc

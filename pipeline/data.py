@@ -76,8 +76,12 @@ def load_mnist(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         ConfigError: a file is missing. InputError: a file is corrupt or the counts differ.
     """
     img_stem, lab_stem = MNIST_FILES[split]
-    images = read_idx(_find(Path(data_dir), img_stem))
-    labels = read_idx(_find(Path(data_dir), lab_stem)).astype(np.int64)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir() or not any(data_dir.glob(img_stem + "*")):
+        if (data_dir / "MNIST" / "raw").is_dir():
+            data_dir = data_dir / "MNIST" / "raw"  # where torchvision's download puts them
+    images = read_idx(_find(data_dir, img_stem))
+    labels = read_idx(_find(data_dir, lab_stem)).astype(np.int64)
     if images.ndim != 3 or len(images) != len(labels):
         raise InputError(f"{data_dir}: MNIST {split} images {images.shape} do not match labels {labels.shape}")
     return images, labels
@@ -111,3 +115,37 @@ def load_crop_folder(root: Path) -> tuple[list[Path], np.ndarray]:
     if not paths:
         raise ConfigError(f"{root}: no labelled crops found", hint="expected DIR/<digit>/*.png")
     return paths, np.asarray(labels, dtype=np.int64)
+
+
+def ensure_mnist(data_dir: Path, *, download: bool = False) -> Path:
+    """Check that the MNIST IDX files are in ``data_dir``; optionally let torchvision fetch them.
+
+    torchvision's ``MNIST(download=True)`` stores the files under ``data_dir/MNIST/raw``,
+    which ``load_mnist`` also accepts.
+
+    Returns:
+        The folder that holds the files.
+
+    Raises:
+        ConfigError: the files are missing and ``download`` is False (or the download failed).
+    """
+    data_dir = Path(data_dir)
+    for cand in (data_dir, data_dir / "MNIST" / "raw"):
+        try:
+            _find(cand, MNIST_FILES["train"][0])
+            return cand
+        except ConfigError:
+            pass
+    if not download:
+        raise ConfigError(
+            f"{data_dir}: MNIST IDX files not found",
+            hint="pass --data DIR holding train-images-idx3-ubyte.gz etc., or add --download",
+        )
+    try:
+        from torchvision.datasets import MNIST
+
+        MNIST(str(data_dir), train=True, download=True)
+        MNIST(str(data_dir), train=False, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise ConfigError(f"{data_dir}: MNIST download failed: {exc}", hint="download the IDX files by hand and pass --data") from exc
+    return data_dir / "MNIST" / "raw"

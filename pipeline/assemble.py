@@ -1,0 +1,66 @@
+"""PageLayout + DigitCrop + DigitPrediction -> FieldResult / FormResult, with review flags."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .types import DigitCrop, DigitPrediction, DigitResult, FieldResult, FormResult, PageLayout, PageStatus
+
+FLAG_LOW_CONFIDENCE = "low_confidence"  # some digit is below --min-confidence
+FLAG_EMBEDDED_BLANK = "embedded_blank"  # a blank cell between written digits
+
+
+def assemble_form(
+    layout: PageLayout,
+    crops: Sequence[Sequence[DigitCrop]],
+    predictions: Sequence[Sequence[DigitPrediction]],
+    *,
+    threshold: float,
+    upside_down: bool = False,
+) -> FormResult:
+    """Turn one page's predictions into results and decide what needs review.
+
+    A digit (or a blank verdict) is flagged when its confidence is below ``threshold``. A
+    field is flagged when any of its cells is, or when a blank cell sits between written
+    digits. Field confidence is the product of its cells' confidences: the probability
+    that the whole field is right if cell errors are independent.
+
+    Args:
+        layout: the page layout, fields in the aligned page's reading order.
+        crops, predictions: per field, per cell, in the same order as ``layout.fields``.
+        threshold: minimum confidence, in [0, 1].
+        upside_down: the page was read rotated 180 degrees; fields and cells are then
+            reported in the reading order of the upright page.
+
+    Returns:
+        The page's ``FormResult`` (status ``ok`` or ``needs_review``).
+    """
+    page = layout.aligned.page
+    order = list(range(len(layout.fields)))
+    if upside_down:
+        order.reverse()
+    fields = []
+    for out_i, fi in enumerate(order):
+        fb = layout.fields[fi]
+        cells = list(zip(fb.cells, crops[fi], predictions[fi]))
+        if upside_down:
+            cells.reverse()
+        digits = tuple(DigitResult(cell, crop, pred, flagged=pred.confidence < threshold) for cell, crop, pred in cells)
+        value = "".join(str(d.prediction.digit) for d in digits if d.prediction.digit is not None)
+        flags: list[str] = []
+        if any(d.flagged for d in digits):
+            flags.append(FLAG_LOW_CONFIDENCE)
+        written = [i for i, d in enumerate(digits) if not d.blank]
+        if written and any(digits[i].blank for i in range(written[0], written[-1] + 1)):
+            flags.append(FLAG_EMBEDDED_BLANK)
+        conf = math.prod(d.prediction.confidence for d in digits) if digits else 1.0
+        fields.append(
+            FieldResult(index=out_i, name=f"field_{out_i + 1}", box=fb.box, value=value, confidence=conf, flagged=bool(flags), flags=tuple(flags), digits=digits)
+        )
+    status = PageStatus.NEEDS_REVIEW if any(f.flagged for f in fields) else PageStatus.OK
+    w, h = page.size
+    return FormResult(
+        source=page.source, page=page.number, status=status, error=None, width=w, height=h, fields=tuple(fields),
+        rotation=180 if upside_down else layout.aligned.rotation, skew=layout.aligned.skew,
+    )

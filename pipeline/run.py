@@ -1,0 +1,186 @@
+"""The one module that chains the stages: scan paths -> FormResult per page (``process_batch``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .align import align_page
+from .assemble import assemble_form
+from .boxes import find_fields
+from .classify.checkpoint import LoadedModel, load_checkpoint
+from .classify.predictor import Predictor, prediction_list
+from .config import RunSettings
+from .errors import DigitformError, InputError
+from .io import find_scans, read_pages
+from .segment import segment_cell
+from .train import resolve_device
+from .types import DigitCrop, FormResult, Page, PageLayout, PageStatus
+
+log = logging.getLogger(__name__)
+
+# Minimum gain in mean log-confidence for reading a page upside down; below it the page is
+# read as stored. Symmetric digits (0, 1, 8) score alike both ways, so a margin is needed.
+ORIENTATION_MARGIN = 0.1
+
+
+@dataclass
+class BatchSummary:
+    """Counts over one ``process_batch`` run."""
+
+    files: int = 0
+    pages: int = 0
+    ok: int = 0
+    needs_review: int = 0
+    failed: int = 0
+    digits: int = 0
+    flagged_digits: int = 0
+    errors: list[str] = field(default_factory=list)  # one line per failed page
+
+    def add(self, form: FormResult) -> None:
+        self.pages += 1
+        if form.status is PageStatus.FAILED:
+            self.failed += 1
+            self.errors.append(f"{form.source} page {form.page}: {form.error}")
+            return
+        if form.status is PageStatus.NEEDS_REVIEW:
+            self.needs_review += 1
+        else:
+            self.ok += 1
+        for f in form.fields:
+            for d in f.digits:
+                if not d.blank:
+                    self.digits += 1
+                    self.flagged_digits += int(d.flagged)
+
+
+@dataclass
+class _Prepared:
+    layout: PageLayout
+    crops: list[list[DigitCrop]]
+    flipped: list[list[DigitCrop]] | None
+
+
+def prepare_page(page: Page, *, orientation: bool = True) -> _Prepared:
+    """Align, find boxes and segment one page (the CPU-bound part, before classification)."""
+    layout = find_fields(align_page(page))
+    crops = [[segment_cell(layout, c) for c in f.cells] for f in layout.fields]
+    flipped = None
+    if orientation and any(not c.blank for fc in crops for c in fc):
+        flipped = [[segment_cell(layout, c, upside_down=True) for c in f.cells] for f in layout.fields]
+    return _Prepared(layout, crops, flipped)
+
+
+def classify_pages(items: Sequence[_Prepared], predictor: Predictor, threshold: float) -> list[FormResult]:
+    """Classify the crops of several pages in shared batches, then regroup and assemble per page.
+
+    Orientation: when a page's crops read upside down give a mean log-confidence higher by
+    more than ``ORIENTATION_MARGIN``, the page is read upside down.
+    """
+    stacks: list[np.ndarray] = []
+    spans = []
+    for it in items:
+        flat = [c for fc in it.crops for c in fc]
+        idx = [i for i, c in enumerate(flat) if not c.blank]
+        flat_f = [c for fc in it.flipped for c in fc] if it.flipped is not None else []
+        stacks += [flat[i].pixels for i in idx] + [flat_f[i].pixels for i in idx if flat_f]
+        spans.append((flat, idx, flat_f))
+    probs_all = predictor.probabilities(np.stack(stacks)) if stacks else np.zeros((0, 10), np.float32)
+    out, pos = [], 0
+    for it, (flat, idx, flat_f) in zip(items, spans):
+        p0 = probs_all[pos : pos + len(idx)]
+        pos += len(idx)
+        upside_down = False
+        if flat_f:
+            p1 = probs_all[pos : pos + len(idx)]
+            pos += len(idx)
+            s0 = float(np.log(p0.max(1) + 1e-9).mean())
+            s1 = float(np.log(p1.max(1) + 1e-9).mean())
+            if s1 > s0 + ORIENTATION_MARGIN:
+                upside_down, flat, p0 = True, flat_f, p1
+        preds = prediction_list(flat, idx, p0)
+        crops_pf, preds_pf, k = [], [], 0
+        for f in it.layout.fields:
+            n = len(f.cells)
+            crops_pf.append(flat[k : k + n])
+            preds_pf.append(preds[k : k + n])
+            k += n
+        out.append(assemble_form(it.layout, crops_pf, preds_pf, threshold=threshold, upside_down=upside_down))
+    return out
+
+
+def process_batch(
+    paths: Sequence[Path],
+    settings: RunSettings,
+    emit: Callable[[FormResult], None],
+    *,
+    model: LoadedModel | None = None,
+    on_file: Callable[[Path, int, int], None] | None = None,
+) -> BatchSummary:
+    """Read every page of every scan under ``paths`` and emit one ``FormResult`` per page.
+
+    Pages are emitted in input order (files sorted, pages in file order). A page or file
+    that cannot be read becomes a failed ``FormResult`` with a one-line error and the batch
+    goes on; results are emitted as soon as their chunk of pages is classified, so a crash
+    loses at most ``settings.pages_per_batch`` pages.
+
+    Args:
+        paths: files and folders (searched recursively).
+        settings: run settings.
+        emit: called once per page, in order (e.g. ``ResultWriter.add``).
+        model: an already-loaded model (tests); default loads ``settings.model``.
+        on_file: progress callback ``(path, files_done, files_total)``.
+
+    Returns:
+        Counts of pages ok / needs_review / failed and of digits flagged.
+
+    Raises:
+        NoInputError: nothing to read under ``paths``. ModelError: bad checkpoint.
+        ConfigError: ``--device cuda`` without a GPU.
+    """
+    files = find_scans([Path(p) for p in paths])
+    device = resolve_device(settings.device)
+    if model is None:
+        model = load_checkpoint(settings.model, device)
+    predictor = Predictor(model, device, settings.batch_size)
+    threshold = settings.min_confidence if settings.min_confidence is not None else model.threshold
+    max_pixels = int(settings.max_megapixels * 1_000_000)
+    summary = BatchSummary(files=len(files))
+    pending: list[_Prepared | FormResult] = []
+
+    def flush() -> None:
+        todo = [p for p in pending if isinstance(p, _Prepared)]
+        done = iter(classify_pages(todo, predictor, threshold)) if todo else iter(())
+        for p in pending:
+            form = next(done) if isinstance(p, _Prepared) else p
+            summary.add(form)
+            emit(form)
+        pending.clear()
+
+    for n, path in enumerate(files, 1):
+        page_no = 1
+        try:
+            for page in read_pages(path, max_pixels=max_pixels):
+                page_no = page.number
+                try:
+                    pending.append(prepare_page(page, orientation=settings.orientation))
+                except DigitformError as exc:
+                    pending.append(FormResult.failed(path, page.number, exc.one_line(), *page.size))
+                except Exception as exc:  # a bug on one page must not stop the night's batch
+                    log.exception("%s page %d: internal error", path, page.number)
+                    pending.append(FormResult.failed(path, page.number, f"internal error: {type(exc).__name__}: {exc}", *page.size))
+                if sum(isinstance(p, _Prepared) for p in pending) >= settings.pages_per_batch:
+                    flush()
+        except InputError as exc:
+            pending.append(FormResult.failed(path, getattr(exc, "page_index", page_no - 1) + 1, exc.one_line()))
+        except Exception as exc:
+            log.exception("%s: internal error while reading", path)
+            pending.append(FormResult.failed(path, page_no, f"internal error: {type(exc).__name__}: {exc}"))
+        if on_file:
+            on_file(path, n, len(files))
+    flush()
+    return summary

@@ -1,0 +1,249 @@
+"""Scoring: predicted pages + truth pages (both in the JSON output shape) -> recall, accuracy and flag metrics.
+
+Both sides are page dicts as written by ``digitform`` (and by ``digitform synth`` in
+``truth.json``)::
+
+    {"source", "page", "fields": [{"name", "box", "value", "digits": [{"box", "digit", "blank", "flagged"?}]}]}
+
+Pages are matched by (file name without folder, 1-based page). A truth cell is *found* when a
+predicted digit box overlaps it with IoU >= ``iou`` (greedy, best IoU first, one to one), so
+cell finding and reading are scored separately: ``cell_recall`` / ``cell_precision`` say
+how well the boxes were found, ``digit_accuracy`` how many written digits came out right in
+the end (a digit in a cell that was not found counts as wrong).
+
+A ratio whose denominator is zero is reported as 1.0 (nothing to find, nothing missed), except
+``flag_rate``, which is then 0.0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+COUNTS = (
+    "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth",
+    "digits_found", "digits_correct", "blank_truth", "blank_correct", "false_digits_on_blank",
+    "errors_unflagged", "errors_flagged", "predicted_digits", "flagged", "fields_truth", "fields_exact",
+)
+
+
+def load_truth(path: Path) -> list[dict]:
+    """Read a ``truth.json`` and return its pages with ``source`` made an absolute path.
+
+    Args:
+        path: the ``truth.json`` written by ``pipeline.synth.generate_forms`` (or by hand, same shape).
+
+    Returns:
+        Page dicts as stored, ``source`` resolved against the folder holding ``truth.json``.
+
+    Raises:
+        InputError: the file is missing, not JSON, or holds no ``pages`` list.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read truth file: {exc}", hint="pass the truth.json written by 'digitform synth'") from exc
+    pages = doc.get("pages") if isinstance(doc, dict) else None
+    if not isinstance(pages, list):
+        raise InputError(f"{path}: no 'pages' list in the truth file", hint="pass the truth.json written by 'digitform synth'")
+    out = []
+    for p in pages:
+        p = dict(p)
+        p["source"] = str((path.parent / str(p.get("source", ""))).resolve())
+        out.append(p)
+    return out
+
+
+def _key(page: dict) -> tuple[str, int]:
+    return Path(str(page.get("source", ""))).name, int(page.get("page", 1))
+
+
+def _digit(d: dict) -> str | None:
+    """The predicted/true digit as a one-character string, or None for a blank cell."""
+    if d.get("blank"):
+        return None
+    v = d.get("digit")
+    return None if v is None or v == "" else str(v)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) x (M, 4) boxes [x, y, w, h] -> (N, M) intersection over union."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ax0, ay0, ax1, ay1 = a[:, 0:1], a[:, 1:2], a[:, 0:1] + a[:, 2:3], a[:, 1:2] + a[:, 3:4]
+    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
+    ih = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None)
+    inter = iw * ih
+    union = a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _match(iou: np.ndarray, thr: float) -> dict[int, int]:
+    """Greedy one-to-one matching, best IoU first: {truth index: predicted index}."""
+    pairs = np.argwhere(iou >= thr)
+    order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable") if len(pairs) else []
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    for k in order:
+        t, p = int(pairs[k, 0]), int(pairs[k, 1])
+        if t not in out and p not in used:
+            out[t] = p
+            used.add(p)
+    return out
+
+
+def _cells(page: dict) -> list[tuple[int, dict]]:
+    return [(fi, d) for fi, f in enumerate(page.get("fields") or []) for d in (f.get("digits") or [])]
+
+
+def _field_value(f: dict) -> str:
+    if "value" in f and f["value"] is not None:
+        return str(f["value"])
+    return "".join(v for v in (_digit(d) for d in f.get("digits") or []) if v is not None)
+
+
+def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
+    """Counts for one page (the ``COUNTS`` keys plus ``source``, ``page`` and ``mistakes``).
+
+    Args:
+        pred: the predicted page, or None when the prediction has no such page.
+        truth: the truth page.
+        iou: minimum intersection over union for a predicted box to find a truth cell.
+
+    Returns:
+        Dict of int counts; ``mistakes`` lists each wrong or missed non-blank digit as
+        {"field", "position", "truth", "pred", "flagged", "found"}.
+    """
+    c = dict.fromkeys(COUNTS, 0)
+    c.update(source=_key(truth)[0], page=_key(truth)[1], pages_truth=1, pages_missing=int(pred is None))
+    tcells, pcells = _cells(truth), _cells(pred or {})
+    tb = np.array([d["box"] for _, d in tcells], float).reshape(-1, 4)
+    pb = np.array([d["box"] for _, d in pcells], float).reshape(-1, 4)
+    m = _match(_iou(tb, pb), iou)
+    mistakes = []
+    c["cells_truth"], c["cells_found"], c["cells_predicted"] = len(tcells), len(m), len(pcells)
+    for _, d in pcells:
+        if _digit(d) is not None:
+            c["predicted_digits"] += 1
+            c["flagged"] += int(bool(d.get("flagged")))
+    tfield_pos: dict[int, int] = {}
+    for ti, (fi, d) in enumerate(tcells):
+        pos = tfield_pos.get(fi, 0)
+        tfield_pos[fi] = pos + 1
+        want = _digit(d)
+        got = _digit(pcells[m[ti]][1]) if ti in m else None
+        flagged = bool(pcells[m[ti]][1].get("flagged")) if ti in m else False
+        if want is None:
+            c["blank_truth"] += 1
+            if ti in m:
+                c["blank_correct"] += int(got is None)
+                c["false_digits_on_blank"] += int(got is not None)
+            continue
+        c["digits_truth"] += 1
+        if ti not in m:
+            mistakes.append({"field": fi, "position": pos, "truth": want, "pred": None, "flagged": False, "found": False})
+            continue
+        c["digits_found"] += 1
+        if got == want:
+            c["digits_correct"] += 1
+            continue
+        c["errors_flagged" if flagged else "errors_unflagged"] += 1
+        mistakes.append({"field": fi, "position": pos, "truth": want, "pred": got, "flagged": flagged, "found": True})
+    # fields: the predicted field holding most of the truth field's found cells
+    tfields, pfields = truth.get("fields") or [], (pred or {}).get("fields") or []
+    owner = [fi for fi, _ in pcells]
+    votes: dict[int, dict[int, int]] = {}
+    for ti, pi in m.items():
+        votes.setdefault(tcells[ti][0], {}).setdefault(owner[pi], 0)
+        votes[tcells[ti][0]][owner[pi]] += 1
+    c["fields_truth"] = len(tfields)
+    for fi, f in enumerate(tfields):
+        if fi in votes:
+            best = max(votes[fi].items(), key=lambda kv: (kv[1], -kv[0]))[0]
+            c["fields_exact"] += int(_field_value(pfields[best]) == _field_value(f))
+    c["mistakes"] = mistakes
+    return c
+
+
+def _ratio(a: int, b: int, empty: float = 1.0) -> float:
+    return a / b if b else empty
+
+
+def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float = 0.5) -> dict:
+    """Score predicted pages against truth pages.
+
+    Args:
+        pred_pages: pages from digitform's JSON output (``source`` may be any path; its file
+            name and ``page`` identify the page). Pages with no truth are ignored.
+        truth_pages: pages from ``truth.json`` (see ``load_truth``).
+        iou: minimum IoU between a predicted and a truth cell box (both [x, y, w, h] in
+            source-image pixels) for the cell to count as found.
+
+    Returns:
+        Dict with the summed counts (``COUNTS``), the ratios ``cell_recall``
+        (cells_found / cells_truth), ``cell_precision`` (cells_found / cells_predicted),
+        ``digit_accuracy`` (digits_correct / digits_truth, missed cells count as wrong),
+        ``digit_accuracy_found`` (digits_correct / digits_found), ``blank_accuracy``,
+        ``flag_rate`` (flagged / predicted_digits), ``caught`` (errors_flagged / errors among
+        found non-blank cells), ``field_accuracy`` (fields_exact / fields_truth), and
+        ``per_page``: the per-page counts from ``score_page``, in truth order.
+
+    >>> score_pages(truth, truth)["digit_accuracy"]  # doctest: +SKIP
+    1.0
+    """
+    preds: dict[tuple[str, int], dict] = {}
+    for p in pred_pages:
+        if _key(p) in preds:
+            log.warning("prediction lists %s page %d twice; the first one is scored", *_key(p))
+            continue
+        preds[_key(p)] = p
+    per_page = [score_page(preds.get(_key(t)), t, iou=iou) for t in truth_pages]
+    s: dict = {k: sum(p[k] for p in per_page) for k in COUNTS}
+    errors = s["errors_flagged"] + s["errors_unflagged"]
+    s.update(
+        cell_recall=_ratio(s["cells_found"], s["cells_truth"]),
+        cell_precision=_ratio(s["cells_found"], s["cells_predicted"]),
+        digit_accuracy=_ratio(s["digits_correct"], s["digits_truth"]),
+        digit_accuracy_found=_ratio(s["digits_correct"], s["digits_found"]),
+        blank_accuracy=_ratio(s["blank_correct"], s["blank_truth"]),
+        flag_rate=_ratio(s["flagged"], s["predicted_digits"], 0.0),
+        caught=_ratio(s["errors_flagged"], errors),
+        field_accuracy=_ratio(s["fields_exact"], s["fields_truth"]),
+        iou=iou,
+        per_page=per_page,
+    )
+    return s
+
+
+def format_report(scores: dict) -> str:
+    """A short plain-text report of ``score_pages`` output: totals, then one line per page."""
+    s = scores
+    lines = [
+        f"pages {s['pages_truth']} (missing {s['pages_missing']})   IoU >= {s['iou']}",
+        f"cells   recall {s['cell_recall']:.4f} ({s['cells_found']}/{s['cells_truth']})   "
+        f"precision {s['cell_precision']:.4f} ({s['cells_found']}/{s['cells_predicted']})",
+        f"digits  accuracy {s['digit_accuracy']:.4f} ({s['digits_correct']}/{s['digits_truth']})   "
+        f"on found cells {s['digit_accuracy_found']:.4f}",
+        f"blanks  correct {s['blank_correct']}/{s['blank_truth']}   digits read on blank cells {s['false_digits_on_blank']}",
+        f"flags   flag rate {s['flag_rate']:.4f} ({s['flagged']}/{s['predicted_digits']})   caught {s['caught']:.4f} "
+        f"({s['errors_flagged']} flagged, {s['errors_unflagged']} unflagged errors)",
+        f"fields  exact {s['field_accuracy']:.4f} ({s['fields_exact']}/{s['fields_truth']})",
+        "",
+        f"{'source':<28} {'page':>4} {'cells':>11} {'digits':>11} {'fields':>9}",
+    ]
+    for p in s["per_page"]:
+        tag = "  MISSING" if p["pages_missing"] else ""
+        lines.append(
+            f"{p['source']:<28} {p['page']:>4} {p['cells_found']:>5}/{p['cells_truth']:<5} "
+            f"{p['digits_correct']:>5}/{p['digits_truth']:<5} {p['fields_exact']:>4}/{p['fields_truth']:<4}{tag}"
+        )
+    return "\n".join(lines)
