@@ -106,8 +106,10 @@ def _square_corners(contour: np.ndarray, x: int, y: int, w: int, h: int, size: f
     """
     hole = np.zeros((h, w), np.uint8)
     cv2.drawContours(hole, [contour - np.array([x, y])], -1, 1, thickness=-1)
+    # the contour runs along the hole's edge pixels, so look one pixel inside the bounding box
     cw, ch = max(1, int(size * w)), max(1, int(size * h))
-    for sy, sx in ((slice(0, ch), slice(0, cw)), (slice(0, ch), slice(w - cw, w)), (slice(h - ch, h), slice(0, cw)), (slice(h - ch, h), slice(w - cw, w))):
+    for sy, sx in ((slice(1, ch + 1), slice(1, cw + 1)), (slice(1, ch + 1), slice(w - cw - 1, w - 1)),
+                   (slice(h - ch - 1, h - 1), slice(1, cw + 1)), (slice(h - ch - 1, h - 1), slice(w - cw - 1, w - 1))):
         if hole[sy, sx].mean() < fill:
             return False
     return True
@@ -118,6 +120,7 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
     contours, hierarchy = cv2.findContours(lines, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     cells: list[_Cell] = []
     halves: list[_Cell] = []  # holes that may be a cell split by a stroke from border to border
+    doubtful: list[_Cell] = []
     if hierarchy is None:
         return cells
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
@@ -130,11 +133,13 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
             continue
         if cv2.contourArea(c) < s.min_rectangularity * w * h:
             continue  # strokes that join the border only notch the hole; letters' bowls are far from boxes
-        if not _square_corners(c, x, y, w, h):
-            if w >= 0.15 * h and _frame_coverage(lines, x, y, w, h) >= s.min_frame:
+        corners = _square_corners(c, x, y, w, h)
+        if w < min_side or w / h < s.min_aspect:
+            # half a cell (or a letter's counter)
+            if w >= 0.15 * h and _frame_coverage(lines, x, y, w, h) >= s.min_frame - 0.1:
                 halves.append(_Cell(x, y, w, h, _border_thickness(lines, x, y, w, h)))
-            continue  # rounded holes: letters such as "o", "D" of large print; or half a cell
-        if w < min_side or not (s.min_aspect <= w / h <= s.max_aspect):
+            continue
+        if w / h > s.max_aspect:
             continue
         if _frame_coverage(lines, x, y, w, h) < s.min_frame:
             continue
@@ -143,8 +148,26 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
             continue
         if _solid_blob(mask, x, y, w, h) > s.max_solid_fill:
             continue
-        cells.append(_Cell(x, y, w, h, border))
-    return cells + _join_halves(halves, s)
+        if corners:
+            cells.append(_Cell(x, y, w, h, border))
+        else:
+            # rounded corners: a letter's bowl ("o", "D" of large print), or a cell whose corner
+            # a stroke touches; kept only beside a sure cell of the same size (below)
+            doubtful.append(_Cell(x, y, w, h, border))
+    return cells + _join_halves(halves, s) + _beside_sure_cells(doubtful, cells, s)
+
+
+def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], s: BoxSettings) -> list[_Cell]:
+    """Doubtful cells that sit on the row of a sure cell of the same size, close beside it."""
+    out = []
+    for d in doubtful:
+        for c in sure:
+            same = abs(c.y - d.y) <= 0.1 * c.h and abs(c.h - d.h) <= 0.1 * c.h and abs(c.w - d.w) <= 0.15 * c.w
+            gap = max(c.x - (d.x + d.w), d.x - (c.x + c.w))
+            if same and gap <= s.max_gap * c.w:
+                out.append(d)
+                break
+    return out
 
 
 def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
@@ -161,7 +184,7 @@ def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
             gap = b.x - (a.x + a.w)
             if gap > max(a.h, b.h) * 0.25:
                 break
-            if gap < 0 or abs(a.y - b.y) > 0.15 * a.h or abs(a.h - b.h) > 0.15 * a.h:
+            if gap < -0.3 * a.h or abs(a.y - b.y) > 0.15 * a.h or abs(a.h - b.h) > 0.15 * a.h:
                 continue
             w, h = b.x + b.w - a.x, max(a.y + a.h, b.y + b.h) - min(a.y, b.y)
             if s.min_aspect <= w / h <= s.max_aspect:

@@ -53,6 +53,7 @@ class InputError(DigitformError):
 
     exit_code = ExitCode.PAGES_FAILED
     hint = "re-scan or re-export the file as PNG/TIFF/JPEG"
+    page_index: int = 0  # 0-based page the error is about (0 for whole-file errors)
 
 
 class NoInputError(DigitformError):

@@ -296,5 +296,5 @@ def _input_error(path: Path, page: int | None, what: str, *, hint: str | None = 
     where = f"{path}" if page is None else f"{path} page {page + 1}"
     message = f"{where}: {what}".replace("\r", " ").replace("\n", " ")
     err = InputError(message, hint=hint)
-    err.page_index = 0 if page is None else page  # type: ignore[attr-defined]
+    err.page_index = 0 if page is None else page
     return err

@@ -1,0 +1,95 @@
+"""Box finding on synthetic pages with exact truth (tests/pages.py) and on transformed copies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pages import draw_page, iou, map_box, rotate
+
+from pipeline.align import align_page
+from pipeline.boxes import find_fields
+from pipeline.types import Page
+
+
+def _layout(img: np.ndarray):
+    return find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+
+
+def _assert_matches(layout, truth_fields, min_iou=0.75):
+    found = [c.box for f in layout.fields for c in f.cells]
+    for field in truth_fields:
+        for box in field:
+            best = max((iou(box, b) for b in found), default=0.0)
+            assert best >= min_iou, f"truth cell {box} not found (best IoU {best:.2f})"
+    assert len(found) == sum(len(f) for f in truth_fields), "extra cells reported (table, QR code, text or logo)"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(dashed=True), dict(line_grey=190), dict(scale=0.75), dict(scale=3.0)],
+    ids=["plain", "dashed", "dropout-grey", "150dpi", "600dpi"],
+)
+def test_finds_every_cell_and_nothing_else(kwargs):
+    d = draw_page(**kwargs)
+    lay = _layout(d.image)
+    _assert_matches(lay, d.fields)
+    assert [f.kind for f in lay.fields] == ["comb", "boxes", "single"]
+    assert [len(f.cells) for f in lay.fields] == [len(f) for f in d.fields]
+
+
+def test_reading_order_is_rows_then_left_to_right():
+    lay = _layout(draw_page().image)
+    ys = [f.box[1] for f in lay.fields]
+    assert ys[0] < ys[1] and lay.fields[1].box[0] < lay.fields[2].box[0]
+    for f in lay.fields:
+        xs = [c.box[0] for c in f.cells]
+        assert xs == sorted(xs)
+        assert [c.position for c in f.cells] == list(range(len(f.cells)))
+
+
+@settings(max_examples=6, deadline=None)
+@given(angle=st.floats(-4.0, 4.0))
+def test_skewed_page_boxes_are_in_source_pixels(angle):
+    d = draw_page(seed=3)
+    img, m = rotate(d.image, angle)
+    lay = _layout(img)
+    truth = [[map_box(b, m) for b in f] for f in d.fields]
+    # boxes of a rotated cell are its bounding box: IoU with the mapped truth box stays high
+    _assert_matches(lay, truth, min_iou=0.6)
+    assert abs(lay.aligned.skew - angle) < 0.5
+
+
+def test_upside_down_page_still_finds_cells():
+    d = draw_page(seed=4)
+    img = cv2.rotate(d.image, cv2.ROTATE_180)
+    h, w = img.shape
+    truth = [[(w - x - bw, h - y - bh, bw, bh) for (x, y, bw, bh) in f] for f in d.fields]
+    _assert_matches(_layout(img), truth)
+
+
+def test_noise_blur_and_uneven_light():
+    d = draw_page(seed=5)
+    rng = np.random.default_rng(0)
+    img = d.image.astype(np.float32)
+    h, w = img.shape
+    img = img * np.linspace(0.65, 1.0, w)[None, :]  # lighting gradient
+    img = cv2.GaussianBlur(img, (3, 3), 0.8) + rng.normal(0, 12, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    _assert_matches(_layout(cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)), d.fields)
+
+
+def test_blank_page_has_no_fields():
+    assert _layout(np.full((1100, 850), 255, np.uint8)).fields == ()
+
+
+def test_box_order_is_stable():
+    d = draw_page(seed=6)
+    a = [c.box for f in _layout(d.image).fields for c in f.cells]
+    b = [c.box for f in _layout(d.image.copy()).fields for c in f.cells]
+    assert a == b

@@ -1,0 +1,120 @@
+"""Segmentation: crop properties (Hypothesis), line removal, blank detection, MNIST normalisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.align import align_page
+from pipeline.boxes import find_fields
+from pipeline.segment import CENTRE, segment_cell, to_mnist
+from pipeline.types import Page
+
+
+def _one_cell_page(draw, size=60, t=2, pad=40):
+    img = np.full((size + 2 * pad, size * 3 + 2 * pad), 255, np.uint8)
+    for k in range(4):  # a 3-cell comb
+        cv2.line(img, (pad + k * size, pad), (pad + k * size, pad + size), 0, t)
+    cv2.line(img, (pad, pad), (pad + 3 * size, pad), 0, t)
+    cv2.line(img, (pad, pad + size), (pad + 3 * size, pad + size), 0, t)
+    draw(img, pad + size, pad, size)  # draw into the middle cell
+    lay = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    assert len(lay.fields) == 1 and len(lay.fields[0].cells) == 3
+    return lay
+
+
+def _com(p):
+    ys, xs = np.indices(p.shape)
+    return (ys * p).sum() / p.sum(), (xs * p).sum() / p.sum()
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 80), w=st.integers(1, 80), seed=st.integers(0, 10_000))
+def test_to_mnist_is_28x28_in_unit_range_centred(h, w, seed):
+    patch = np.random.default_rng(seed).random((h, w)).astype(np.float32)
+    out = to_mnist(patch)
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    cy, cx = _com(out)
+    assert abs(cy - CENTRE) < 1.0 and abs(cx - CENTRE) < 1.0
+    ys, xs = np.nonzero(out > 0.05)
+    assert ys.max() - ys.min() <= 22 and xs.max() - xs.min() <= 22  # 20x20 box (+ interpolation)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    strokes=st.lists(st.tuples(st.integers(-10, 70), st.integers(-10, 70), st.integers(-10, 70), st.integers(-10, 70)), max_size=4),
+    width=st.integers(1, 6),
+)
+def test_crop_is_always_28x28_float_in_unit_range(strokes, width):
+    def draw(img, x, y, s):
+        for x0, y0, x1, y1 in strokes:
+            cv2.line(img, (x + x0, y + y0), (x + x1, y + y1), 0, width)
+
+    lay = _one_cell_page(lambda img, x, y, s: None)  # find cells on an empty comb first
+    img = lay.aligned.image.copy()
+    c = lay.fields[0].cells[1]
+    draw(img, c.aligned_box[0], c.aligned_box[1], c.aligned_box[2])
+    lay2 = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    for f in lay2.fields:
+        for cell in f.cells:
+            crop = segment_cell(lay2, cell)
+            assert crop.pixels.shape == (28, 28) and crop.pixels.dtype == np.float32
+            assert 0.0 <= crop.pixels.min() and crop.pixels.max() <= 1.0
+            assert 0.0 <= crop.ink <= 1.0
+            if crop.blank:
+                assert crop.pixels.max() == 0.0
+
+
+def test_empty_cells_are_blank_and_box_lines_removed():
+    lay = _one_cell_page(lambda img, x, y, s: None)
+    for cell in lay.fields[0].cells:
+        crop = segment_cell(lay, cell)
+        assert crop.blank and crop.pixels.max() == 0.0
+
+
+def test_digit_is_kept_neighbours_label_and_lines_dropped():
+    def draw(img, x, y, s):
+        cv2.putText(img, "7", (x + 15, y + 48), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 0, 4)
+
+    lay = _one_cell_page(draw)
+    left, mid, right = (segment_cell(lay, c) for c in lay.fields[0].cells)
+    assert left.blank and right.blank and not mid.blank
+    p = mid.pixels
+    ys, xs = np.nonzero(p > 0.3)
+    assert ys.max() - ys.min() >= 17  # the digit's height fills the 20-px box
+    # no box line: no row or column is inked across most of the crop
+    assert (p > 0.5).sum(axis=1).max() < 20 and (p > 0.5).sum(axis=0).max() < 24
+
+
+def test_stroke_crossing_the_border_stays_whole():
+    def draw(img, x, y, s):
+        # a "1" whose stem starts 12 px above the cell and crosses the top line
+        cv2.line(img, (x + s // 2, y - 12), (x + s // 2, y + s - 12), 0, 4)
+
+    lay = _one_cell_page(draw)
+    crop = segment_cell(lay, lay.fields[0].cells[1])
+    assert not crop.blank
+    # one connected stroke: the crossing was restored, not cut at the line
+    n, _ = cv2.connectedComponents((crop.pixels > 0.3).astype(np.uint8))
+    assert n == 2
+    # the crop spans the whole stroke (56 px), part of which lies outside the cell
+    ys, _ = np.nonzero(crop.pixels > 0.3)
+    assert ys.max() - ys.min() >= 18
+
+
+def test_upside_down_rotates_the_crop():
+    def draw(img, x, y, s):
+        cv2.putText(img, "7", (x + 15, y + 48), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 0, 4)
+
+    lay = _one_cell_page(draw)
+    cell = lay.fields[0].cells[1]
+    a = segment_cell(lay, cell).pixels
+    b = segment_cell(lay, cell, upside_down=True).pixels
+    # centre of mass sits at index 14, so a 180-degree turn of the array moves it to 13: roll back by 1
+    assert np.abs(np.roll(np.rot90(a, 2), (1, 1), axis=(0, 1)) - b).mean() < 0.03
+    assert np.abs(a - b).mean() > 0.05
