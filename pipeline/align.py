@@ -8,7 +8,7 @@ import math
 import cv2
 import numpy as np
 
-from .morph import estimate_skew, ink_mask, line_length, normalise_ink, ruling_lines
+from .morph import estimate_skew, line_length, normalise_ink, ruling_lines
 from .types import AlignedPage, Page
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,8 @@ def align_page(page: Page, *, max_skew: float = 10.0, min_skew: float = 0.15) ->
         The aligned page; ``to_source`` maps aligned pixels back to source pixels.
     """
     grey = page.image
-    mask = ink_mask(normalise_ink(grey))
     length = line_length(grey.shape)
-    horiz, _ = ruling_lines(mask, length)
+    horiz, _ = ruling_lines(normalise_ink(grey), length)
     angle, support = estimate_skew(horiz, length)
     score = float(min(1.0, support / max(grey.shape[1], 1)))
     if abs(angle) < min_skew or abs(angle) > max_skew:

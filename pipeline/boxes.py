@@ -92,11 +92,16 @@ def _solid_blob(mask: np.ndarray, x: int, y: int, w: int, h: int) -> float:
 
 
 def _frame_coverage(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
-    """Share of the hole's bounding-box outline (1 px outside it) that lies on ruling lines."""
+    """Share of the hole's bounding-box outline lying on ruling lines (looking 0-2 px outside it)."""
     H, W = lines.shape
-    x0, y0, x1, y1 = max(0, x - 1), max(0, y - 1), min(W - 1, x + w), min(H - 1, y + h)
-    ring = np.concatenate([lines[y0, x0:x1 + 1], lines[y1, x0:x1 + 1], lines[y0:y1 + 1, x0], lines[y0:y1 + 1, x1]])
-    return float((ring > 0).mean())
+    on = (lines > 0).astype(np.uint8)
+    x0, y0, x1, y1 = max(0, x - 3), max(0, y - 3), min(W, x + w + 3), min(H, y + h + 3)
+    top = on[y0 : y + 1, x : x + w].max(axis=0) if y > y0 else on[y, x : x + w]
+    bottom = on[y + h - 1 : y1, x : x + w].max(axis=0)
+    left = on[y : y + h, x0 : x + 1].max(axis=1) if x > x0 else on[y : y + h, x]
+    right = on[y : y + h, x + w - 1 : x1].max(axis=1)
+    ring = np.concatenate([top, bottom, left, right])
+    return float(ring.mean()) if ring.size else 0.0
 
 
 def _square_corners(contour: np.ndarray, x: int, y: int, w: int, h: int, size: float = 0.12, fill: float = 0.7) -> bool:
@@ -155,6 +160,116 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
             # a stroke touches; kept only beside a sure cell of the same size (below)
             doubtful.append(_Cell(x, y, w, h, border))
     return cells + _join_halves(halves, s) + _beside_sure_cells(doubtful, cells, s)
+
+
+@dataclass(slots=True)
+class _Seg:
+    x0: int
+    x1: int
+    y: float  # centre row
+    t: float  # thickness
+
+
+def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) -> list[_Seg]:
+    """Horizontal ruling segments (connected components of the line mask), collinear pieces joined."""
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(horiz, connectivity=8)
+    segs = []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if w < bridge:
+            continue
+        # median thickness over its columns: strokes that cross the line do not count
+        t = float(np.median((labels[y : y + h, x : x + w] == i).sum(axis=0)))
+        if t <= max_thick and w >= bridge:
+            segs.append(_Seg(int(x), int(x + w), float(cents[i][1]), float(t)))
+    segs.sort(key=lambda g: (round(g.y), g.x0))
+    joined: list[_Seg] = []
+    for g in sorted(segs, key=lambda g: g.x0):
+        for j in joined:
+            if abs(j.y - g.y) <= max(2.0, j.t) and g.x0 - j.x1 <= bridge and g.x1 > j.x1:
+                j.x1, j.t = g.x1, max(j.t, g.t)
+                break
+        else:
+            joined.append(_Seg(g.x0, g.x1, g.y, g.t))
+    return [g for g in joined if g.x1 - g.x0 >= min_len]
+
+
+def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, int]]:
+    """Runs of columns whose coverage reaches ``level``: (start, end) exclusive, thin runs only."""
+    on = np.concatenate([[0], (cov >= level).astype(np.int8), [0]])
+    d = np.diff(on)
+    starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
+    return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a <= max_thick]
+
+
+def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, length: int, max_thick: float, s: BoxSettings) -> list[_Cell]:
+    """Cells between pairs of horizontal ruling lines, split at the walls that cross the band.
+
+    A band is the strip between a horizontal line and a line below it that overlaps it; a
+    wall is a column inked over at least 85% of the band's middle 80% (vertical ruling;
+    handwriting seldom covers that much of a cell in a straight column). This is the
+    projection-profile reading of comb fields (cf. the comb-field extraction of forms
+    readers, e.g. Casey & Ferguson, "Intelligent forms processing", IBM Systems J., 1990).
+    """
+    H, W = ink.shape
+    min_side = max(8, 2 * length)
+    max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
+    k = max(3, length // 3)
+    vsmooth = cv2.blur(ink, (1, k)) > 0.08
+    segs = _segments(horiz, min_side, max_thick, max(2, length // 2))
+    segs.sort(key=lambda g: g.y)
+    cells: list[_Cell] = []
+    for i, a in enumerate(segs):
+        for b in segs[i + 1 :]:
+            dy = b.y - a.y
+            if dy < min_side:
+                continue
+            if dy > max_side:
+                break
+            bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
+            if bx1 - bx0 < min_side * s.min_aspect:
+                continue
+            ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
+            hb = by - ty
+            r0, r1 = ty + int(0.1 * hb), by - int(0.1 * hb)
+            pad = int(max_thick) + 2
+            c0, c1 = max(0, bx0 - pad), min(W, bx1 + pad)
+            cov = vsmooth[r0:r1, c0:c1].mean(axis=0)
+            walls = [(c0 + u, c0 + v) for u, v in _walls(cov, 0.85, max_thick)]
+            found = []
+            for (_, e0), (s1, e1) in zip(walls, walls[1:]):
+                w = s1 - e0
+                if w < 0.15 * hb or w / hb > s.max_aspect:
+                    continue
+                top = horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
+                bot = horiz_raw[max(0, int(b.y) - 3) : int(b.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
+                if min(top, bot) < 0.85 * 255:
+                    continue
+                border = max(a.t, b.t, e1 - s1)
+                if border > s.max_border_ratio * min(w, hb) or _solid_blob(mask, e0, ty, w, hb) > s.max_solid_fill:
+                    continue
+                found.append(_Cell(e0, ty, w, hb, border))
+            if found:
+                cells.extend(found)
+                break  # the nearest line below that frames cells closes this band
+    return cells
+
+
+def _union(first: list[_Cell], second: list[_Cell], overlap: float = 0.3) -> list[_Cell]:
+    """Cells of ``first`` plus those of ``second`` that overlap none of them (IoU <= overlap)."""
+    def iou(a: _Cell, b: _Cell) -> float:
+        ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+        iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+        inter = ix * iy
+        return inter / float(a.w * a.h + b.w * b.h - inter)
+
+    import os
+    mode = os.environ.get("DF_BOXES", "union")
+    if mode == "holes":
+        return first
+    if mode == "band":
+        return second
+    return first + [c for c in second if all(iou(c, f) <= overlap for f in first)]
 
 
 def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], s: BoxSettings) -> list[_Cell]:
@@ -284,17 +399,27 @@ def _typical_thickness(horiz: np.ndarray) -> float:
     return float(np.median(runs)) if runs.size else 1.0
 
 
-def page_lines(mask: np.ndarray, length: int) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    both: np.ndarray  # (H, W) uint8 0/255 union, corners closed
+    horiz: np.ndarray  # (H, W) uint8 0/255 horizontal lines
+    horiz_raw: np.ndarray  # (H, W) uint8 0/255 horizontal runs before thick handwriting was removed
+    vert: np.ndarray  # (H, W) uint8 0/255 vertical lines
+    max_thick: float  # thickest run still counted as a line, pixels
+
+
+def page_lines(ink: np.ndarray, length: int) -> _Lines:
     """Ruling-line mask of a page: horizontal and vertical lines, dashes bridged, ends extended.
 
     Args:
-        mask: (H, W) uint8 0/255 ink mask. length: minimum line run, pixels (``morph.line_length``).
+        ink: (H, W) float32 ink darkness (``morph.normalise_ink``). length: minimum line run, pixels (``morph.line_length``).
 
     Returns:
-        (H, W) uint8 0/255.
+        The line masks, (H, W) uint8 0/255 each, and the thickness limit used.
     """
     bridge = max(2, length // 2)
-    horiz, vert = ruling_lines(mask, length, bridge=bridge)
+    horiz, vert = ruling_lines(ink, length, bridge=bridge)
+    horiz_raw = horiz.copy()
     # drop blobs: handwriting closed into a solid patch is thick, ruling lines are thin;
     # pixels on a run across the line longer than ``max_thick`` are not line
     max_thick = int(max(6.0, 2.5 * _typical_thickness(horiz) + 2))
@@ -305,7 +430,7 @@ def page_lines(mask: np.ndarray, length: int) -> np.ndarray:
     horiz = cv2.dilate(horiz, cv2.getStructuringElement(cv2.MORPH_RECT, (bridge + 1, 1)))
     vert = cv2.dilate(vert, cv2.getStructuringElement(cv2.MORPH_RECT, (1, bridge + 1)))
     lines = cv2.morphologyEx(cv2.bitwise_or(horiz, vert), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    return lines
+    return _Lines(lines, horiz, horiz_raw, vert, float(max_thick))
 
 
 def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> PageLayout:
@@ -324,8 +449,9 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     ink = normalise_ink(aligned.image)
     mask = ink_mask(ink)
     length = line_length(mask.shape)
-    lines = page_lines(mask, length)
-    cells = _candidate_cells(lines, mask, length, s)
+    pl = page_lines(ink, length)
+    lines = pl.both
+    cells = _union(_candidate_cells(lines, mask, length, s), _band_cells(ink, mask, pl.horiz, pl.horiz_raw, length, pl.max_thick, s))
     groups = [_merge_split_cells(g) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

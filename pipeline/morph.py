@@ -60,27 +60,32 @@ def ink_mask(ink: np.ndarray, level: float = 0.22) -> np.ndarray:
     return (ink > level).astype(np.uint8) * 255
 
 
-def ruling_lines(mask: np.ndarray, length: int, bridge: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal and vertical ruling lines by morphological opening.
+def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal and vertical ruling lines by directional smoothing and morphological opening.
 
-    A pixel belongs to a horizontal line when it lies on a horizontal run of ink at
-    least ``length`` long (opening with a ``length`` x 1 structuring element), likewise for
-    vertical lines. ``bridge`` > 0 first closes gaps up to that many pixels along each
-    direction so that dashed lines count as lines.
+    For horizontal lines the ink image is first averaged along rows over ``length // 3``
+    pixels: a faint or broken (JPEG, dropout colour) line keeps its darkness while noise
+    averages out. It is then thresholded at ``level``, dash gaps up to ``bridge`` pixels
+    are closed, and an opening with a ``length`` x 1 structuring element keeps only runs at
+    least ``length`` long. Vertical lines likewise, along columns.
 
     Args:
-        mask: (H, W) uint8 0/255 ink mask.
+        ink: (H, W) float32 ink darkness in [0, 1] (``normalise_ink``).
         length: minimum run, pixels.
         bridge: largest dash gap to bridge, pixels (0 = none).
+        level: ink darkness that counts after smoothing.
 
     Returns:
         (horizontal, vertical) uint8 0/255 masks of the same shape.
     """
+    k = max(3, length // 3)
     out = []
     for kx, ky in ((length, 1), (1, length)):
-        m = mask
+        horizontal = kx > 1
+        smooth = cv2.blur(ink, (k, 1) if horizontal else (1, k))
+        m = (smooth > level).astype(np.uint8) * 255
         if bridge > 0:
-            bk = (bridge, 1) if kx > 1 else (1, bridge)
+            bk = (bridge, 1) if horizontal else (1, bridge)
             m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, bk))
         out.append(cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky))))
     return out[0], out[1]

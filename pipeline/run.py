@@ -113,6 +113,26 @@ def classify_pages(items: Sequence[_Prepared], predictor: Predictor, threshold: 
     return out
 
 
+def _classify_safely(items: list[_Prepared], predictor: Predictor, threshold: float) -> list[FormResult]:
+    """``classify_pages`` on the whole chunk; if that fails, page by page, so that one bad
+    page becomes a failed row instead of taking its chunk down with it."""
+    if not items:
+        return []
+    try:
+        return classify_pages(items, predictor, threshold)
+    except Exception:
+        log.exception("classifying a chunk of %d pages failed; retrying page by page", len(items))
+    out = []
+    for it in items:
+        page = it.layout.aligned.page
+        try:
+            out.extend(classify_pages([it], predictor, threshold))
+        except Exception as exc:
+            log.exception("%s page %d: classification failed", page.source, page.number)
+            out.append(FormResult.failed(page.source, page.number, f"classification failed: {type(exc).__name__}: {exc}", *page.size))
+    return out
+
+
 def process_batch(
     paths: Sequence[Path],
     settings: RunSettings,
@@ -154,7 +174,8 @@ def process_batch(
 
     def flush() -> None:
         todo = [p for p in pending if isinstance(p, _Prepared)]
-        done = iter(classify_pages(todo, predictor, threshold)) if todo else iter(())
+        results = _classify_safely(todo, predictor, threshold)
+        done = iter(results)
         for p in pending:
             form = next(done) if isinstance(p, _Prepared) else p
             summary.add(form)

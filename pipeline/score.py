@@ -26,6 +26,7 @@ import numpy as np
 from .errors import InputError
 
 log = logging.getLogger(__name__)
+_HINT = "pass the truth.json written by 'digitform synth'"
 
 COUNTS = (
     "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth",
@@ -50,10 +51,10 @@ def load_truth(path: Path) -> list[dict]:
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read truth file: {exc}", hint="pass the truth.json written by 'digitform synth'") from exc
+        raise InputError(f"{path}: cannot read truth file: {exc}", hint=_HINT) from exc
     pages = doc.get("pages") if isinstance(doc, dict) else None
     if not isinstance(pages, list):
-        raise InputError(f"{path}: no 'pages' list in the truth file", hint="pass the truth.json written by 'digitform synth'")
+        raise InputError(f"{path}: no 'pages' list in the truth file", hint=_HINT)
     out = []
     for p in pages:
         p = dict(p)

@@ -81,7 +81,8 @@ def _header(c: PageCtx, y: int) -> int:
     cap = c.px(c.u(4.0, 6.0))
     dr.put_text(c.canvas, str(c.rng.choice(TITLES)), x, y + cap, c.font, cap)
     sub = c.px(2.6)
-    code = f"Form {int(c.rng.integers(10, 999))}-{'ABCDX'[int(c.rng.integers(5))]}  Rev. {int(c.rng.integers(1, 13)):02d}/{int(c.rng.integers(1995, 2030))}"
+    form, letter = int(c.rng.integers(10, 999)), "ABCDX"[int(c.rng.integers(5))]
+    code = f"Form {form}-{letter}  Rev. {int(c.rng.integers(1, 13)):02d}/{int(c.rng.integers(1995, 2030))}"
     dr.put_text(c.canvas, code, x, y + 2 * cap + sub, c.font, sub)
     return max(bottom, y + 2 * cap + 2 * sub) + c.px(c.u(5, 10))
 
@@ -160,13 +161,13 @@ def _field_row(c: PageCtx, y: int, wanted: int) -> int | None:
         dr.put_text(c.canvas, label + ":", c.x0, top + (rows * h + cap) // 2, c.font, cap)
         fx = c.x0 + lw + tf
     avail = c.x1 - fx - tf
+    ys = [top + tf // 2 + j * h for j in range(rows + 1)]  # horizontal rulings of this row (a grid has several)
     new: list[DrawnField] = []
     if kind in ("comb", "grid"):
         n = min(int(rng.integers(st.comb_cells[0], st.comb_cells[1] + 1)), max(1, avail // w))
         if kind == "grid":
             n = min(n, 10)
         xs = [fx + i * w for i in range(n + 1)]
-        ys = [top + tf // 2 + j * h for j in range(rows + 1)]
         tx = [tf] + [t] * (n - 1) + [tf]
         ty = [tf] + [t] * (rows - 1) + [tf]
         inner = dr.draw_grid(c.canvas, xs, ys, tx, ty, colour, dash)
@@ -183,7 +184,7 @@ def _field_row(c: PageCtx, y: int, wanted: int) -> int | None:
             for _ in range(g):
                 if x + w > c.x1:
                     break
-                cells += dr.draw_grid(c.canvas, [x, x + w], [top + tf // 2, top + tf // 2 + h], [tf, tf], [tf, tf], colour, dash)[0]
+                cells += dr.draw_grid(c.canvas, [x, x + w], ys, [tf, tf], [tf, tf], colour, dash)[0]
                 x += w + gap
             if gi < len(groups) - 1 and x + 3 * gap + w <= c.x1:
                 dr.put_text(c.canvas, sep, x, top + (h + cap) // 2, c.font, cap)
@@ -200,7 +201,7 @@ def _field_row(c: PageCtx, y: int, wanted: int) -> int | None:
                     break
                 x += c.px(4)
                 x += dr.put_text(c.canvas, tag, x, top + (h + cap) // 2, c.font, cap) + c.px(3)
-            new.append(DrawnField(dr.draw_grid(c.canvas, [x, x + w], [top + tf // 2, top + tf // 2 + h], [tf, tf], [tf, tf], colour, dash)[0]))
+            new.append(DrawnField(dr.draw_grid(c.canvas, [x, x + w], ys, [tf, tf], [tf, tf], colour, dash)[0]))
             x += w
         right = x
     if kind in ("comb", "boxes") and c.x1 - right > c.px(45) and c.chance(0.35) and len(new) < wanted:
@@ -210,7 +211,8 @@ def _field_row(c: PageCtx, y: int, wanted: int) -> int | None:
         if n2 >= 1:
             dr.put_text(c.canvas, lab2, right + c.px(8), top + (h + cap) // 2, c.font, cap)
             xs = [x + i * w for i in range(n2 + 1)]
-            new.append(DrawnField(dr.draw_grid(c.canvas, xs, [top + tf // 2, top + tf // 2 + h], [tf] + [t] * (n2 - 1) + [tf], [tf, tf], colour, dash)[0]))
+            tx = [tf] + [t] * (n2 - 1) + [tf]
+            new.append(DrawnField(dr.draw_grid(c.canvas, xs, ys, tx, [tf, tf], colour, dash)[0]))
     for f in new:
         _write_digits(c, f, t)
     c.fields += new
