@@ -227,7 +227,13 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
             if dy > max_side:
                 break
             bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
-            if bx1 - bx0 < min_side * s.min_aspect:
+            la, lb = a.x1 - a.x0, b.x1 - b.x0
+            # the top and bottom rulings of one row of cells run side by side, about as long
+            if bx1 - bx0 < max(min_side * s.min_aspect, 0.8 * min(la, lb)) or min(la, lb) < 0.6 * max(la, lb):
+                continue
+            # a ruling line across the band in between makes it two bands (table rows)
+            reach = 2 * max_thick
+            if any(a.y + a.t < m.y < b.y - b.t and m.x0 <= bx0 + reach and m.x1 >= bx1 - reach for m in segs):
                 continue
             ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
             hb = by - ty
