@@ -237,11 +237,11 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
                 continue
             ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
             hb = by - ty
-            r0, r1 = ty + int(0.1 * hb), by - int(0.1 * hb)
             pad = int(max_thick) + 2
             c0, c1 = max(0, bx0 - pad), min(W, bx1 + pad)
-            cov = vsmooth[r0:r1, c0:c1].mean(axis=0)
-            walls = [(c0 + u, c0 + v) for u, v in _walls(cov, 0.85, max_thick)]
+            # a wall runs the band's full height, from ruling to ruling; handwriting seldom does
+            cov = vsmooth[ty:by, c0:c1].mean(axis=0)
+            walls = [(c0 + u, c0 + v) for u, v in _walls(cov, 0.9, max_thick)]
             found = []
             for (_, e0), (s1, e1) in zip(walls, walls[1:]):
                 w = s1 - e0
@@ -256,7 +256,7 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
                     continue
                 found.append(_Cell(e0, ty, w, hb, border))
             if found:
-                cells.extend(found)
+                cells.extend(_merge_split_cells(found, s))
                 break  # the nearest line below that frames cells closes this band
     return cells
 
@@ -272,9 +272,9 @@ def _union(first: list[_Cell], second: list[_Cell], overlap: float = 0.3) -> lis
     import os
     mode = os.environ.get("DF_BOXES", "union")
     if mode == "holes":
-        return first
-    if mode == "band":
         return second
+    if mode == "band":
+        return first
     return first + [c for c in second if all(iou(c, f) <= overlap for f in first)]
 
 
@@ -348,15 +348,23 @@ def _group(cells: list[_Cell], s: BoxSettings) -> list[list[_Cell]]:
     return [sorted(g, key=lambda c: c.x) for g in groups.values()]
 
 
-def _merge_split_cells(group: list[_Cell]) -> list[_Cell]:
-    """Merge two narrow neighbours that together make one cell of the comb.
+def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list[_Cell]:
+    """Merge two narrow neighbours that together make one cell.
 
     A handwritten stroke that runs from the top border to the bottom border (a long "1")
-    is straight and long enough to enter the vertical-line mask and split the hole in two.
+    is straight and long enough to pass for a wall and split its cell in two. Narrow
+    means under 75% of the row's median width, or, in rows of one or two cells, under the
+    minimum cell aspect ratio.
     """
-    if len(group) < 3:
+    s = s or BoxSettings()
+    if len(group) < 2:
         return group
-    med = float(np.median([c.w for c in group]))
+    group = sorted(group, key=lambda c: c.x)
+    med = float(np.median([c.w for c in group])) if len(group) >= 3 else None
+
+    def narrow(c: _Cell) -> bool:
+        return c.w < 0.75 * med if med else c.w / c.h < s.min_aspect
+
     out: list[_Cell] = []
     i = 0
     while i < len(group):
@@ -364,8 +372,9 @@ def _merge_split_cells(group: list[_Cell]) -> list[_Cell]:
         if i + 1 < len(group):
             d = group[i + 1]
             span = d.x + d.w - c.x
-            if c.w < 0.75 * med and d.w < 0.75 * med and 0.8 * med <= span <= 1.25 * med:
-                y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
+            y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
+            fits = 0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6
+            if narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.25 * (y1 - y0):
                 out.append(_Cell(c.x, y0, span, y1 - y0, (c.border + d.border) / 2))
                 i += 2
                 continue
@@ -457,8 +466,8 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     length = line_length(mask.shape)
     pl = page_lines(ink, length)
     lines = pl.both
-    cells = _union(_candidate_cells(lines, mask, length, s), _band_cells(ink, mask, pl.horiz, pl.horiz_raw, length, pl.max_thick, s))
-    groups = [_merge_split_cells(g) for g in _group(cells, s)]
+    cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, length, pl.max_thick, s), _candidate_cells(lines, mask, length, s))
+    groups = [_merge_split_cells(g, s) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):
         digit_boxes = tuple(
