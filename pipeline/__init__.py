@@ -2,7 +2,7 @@
 
 Stages (see ``pipeline/types.py`` for the data passed between them)::
 
-    io.load_pages -> align.align_page -> boxes.find_fields -> segment.segment_cell
+    io.read_pages -> align.align_page -> boxes.find_fields -> segment.segment_cell
         -> classify.predictor.Predictor -> assemble.assemble_form -> writer.write_results
 
 ``pipeline.run.process_batch`` chains them.

@@ -227,9 +227,7 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
             if dy > max_side:
                 break
             bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
-            la, lb = a.x1 - a.x0, b.x1 - b.x0
-            # the top and bottom rulings of one row of cells run side by side, about as long
-            if bx1 - bx0 < max(min_side * s.min_aspect, 0.8 * min(la, lb)) or min(la, lb) < 0.6 * max(la, lb):
+            if bx1 - bx0 < min_side * s.min_aspect:
                 continue
             # a ruling line across the band in between makes it two bands (table rows)
             reach = 2 * max_thick
