@@ -202,7 +202,9 @@ def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, i
     return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a <= max_thick]
 
 
-def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, length: int, max_thick: float, s: BoxSettings) -> list[_Cell]:
+def _band_cells(
+    ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, vert: np.ndarray, length: int, max_thick: float, s: BoxSettings
+) -> list[_Cell]:
     """Cells between pairs of horizontal ruling lines, split at the walls that cross the band.
 
     A band is the strip between a horizontal line and a line below it that overlaps it; a
@@ -215,7 +217,7 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
     min_side = max(8, 2 * length)
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
     k = max(3, length // 3)
-    vsmooth = cv2.blur(ink, (1, k)) > 0.08
+    vsmooth = (cv2.blur(ink, (1, k)) > 0.08) | (vert > 0)  # vertical lines, dashes bridged
     segs = _segments(horiz, min_side, max_thick, max(2, length // 2))
     segs.sort(key=lambda g: g.y)
     cells: list[_Cell] = []
@@ -230,7 +232,7 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
             if bx1 - bx0 < min_side * s.min_aspect:
                 continue
             # a ruling line across the band in between makes it two bands (table rows)
-            reach = 2 * max_thick
+            reach = min(2 * max_thick, 0.1 * (bx1 - bx0))
             if any(a.y + a.t < m.y < b.y - b.t and m.x0 <= bx0 + reach and m.x1 >= bx1 - reach for m in segs):
                 continue
             ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
@@ -240,6 +242,16 @@ def _band_cells(ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw:
             # a wall runs the band's full height, from ruling to ruling; handwriting seldom does
             cov = vsmooth[ty:by, c0:c1].mean(axis=0)
             walls = [(c0 + u, c0 + v) for u, v in _walls(cov, 0.9, max_thick)]
+            # two walls closer than a quarter cell: one is a stroke beside the ruling; keep
+            # the one inked over more of the band (the ruling reaches both lines)
+            kept: list[tuple[int, int]] = []
+            for wall in walls:
+                if kept and wall[0] - kept[-1][1] < 0.25 * hb:
+                    if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
+                        kept[-1] = wall
+                    continue
+                kept.append(wall)
+            walls = kept
             found = []
             for (_, e0), (s1, e1) in zip(walls, walls[1:]):
                 w = s1 - e0
@@ -464,7 +476,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     length = line_length(mask.shape)
     pl = page_lines(ink, length)
     lines = pl.both
-    cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, length, pl.max_thick, s), _candidate_cells(lines, mask, length, s))
+    cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s), _candidate_cells(lines, mask, length, s))
     groups = [_merge_split_cells(g, s) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):
