@@ -104,6 +104,16 @@ def _frame_coverage(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     return float(ring.mean()) if ring.size else 0.0
 
 
+def _inked_corners(mask: np.ndarray, x: int, y: int, w: int, h: int, size: float = 0.12) -> int:
+    """How many of the four corners of a box interior are mostly ink (rounded shapes, not boxes)."""
+    cw, ch = max(1, int(size * w)), max(1, int(size * h))
+    inner = mask[y : y + h, x : x + w] > 0
+    return sum(
+        int(inner[sy, sx].mean() > 0.5)
+        for sy, sx in ((slice(0, ch), slice(0, cw)), (slice(0, ch), slice(w - cw, w)), (slice(h - ch, h), slice(0, cw)), (slice(h - ch, h), slice(w - cw, w)))
+    )
+
+
 def _square_corners(contour: np.ndarray, x: int, y: int, w: int, h: int, size: float = 0.12, fill: float = 0.7) -> bool:
     """True when the hole fills all four corners of its bounding box (a box, not a letter bowl).
 
@@ -233,7 +243,11 @@ def _band_cells(
                 continue
             # a ruling line across the band in between makes it two bands (table rows)
             reach = min(2 * max_thick, 0.1 * (bx1 - bx0))
-            if any(a.y + a.t < m.y < b.y - b.t and m.x0 <= bx0 + reach and m.x1 >= bx1 - reach for m in segs):
+            t_rule = (a.t + b.t) / 2
+            if any(
+                a.y + a.t < m.y < b.y - b.t and m.x0 <= bx0 + reach and m.x1 >= bx1 - reach and abs(m.t - t_rule) <= max(2.0, 0.5 * t_rule)
+                for m in segs
+            ):
                 continue
             ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
             hb = by - ty
@@ -253,18 +267,27 @@ def _band_cells(
                 kept.append(wall)
             walls = kept
             found = []
+            wide = 0  # framed boxes too wide for one digit: table cells, free-text boxes
             for (_, e0), (s1, e1) in zip(walls, walls[1:]):
                 w = s1 - e0
-                if w < 0.15 * hb or w / hb > s.max_aspect:
+                if w < 0.15 * hb:
                     continue
                 top = horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
                 bot = horiz_raw[max(0, int(b.y) - 3) : int(b.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
                 if min(top, bot) < 0.85 * 255:
                     continue
+                if w / hb > s.max_aspect:
+                    wide += 1
+                    continue
                 border = max(a.t, b.t, e1 - s1)
                 if border > s.max_border_ratio * min(w, hb) or _solid_blob(mask, e0, ty, w, hb) > s.max_solid_fill:
                     continue
+                if _inked_corners(mask, e0, ty, w, hb) >= 2:
+                    continue  # a letter's bowl ("o" of bold print) between its own strokes
                 found.append(_Cell(e0, ty, w, hb, border))
+            if found and wide >= len(found):
+                found = []  # a table row, not a row of digit cells
+                break
             if found:
                 cells.extend(_merge_split_cells(found, s))
                 break  # the nearest line below that frames cells closes this band

@@ -1,0 +1,297 @@
+"""pipeline.run.process_batch end to end with the shipped model: input order, fault injection
+(corrupt file, a stage that raises on one page, a classifier chunk that fails), multi-page
+TIFF, and pages scanned upside down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pages import draw_page, iou
+from PIL import Image
+
+import pipeline.run as run_mod
+from pipeline.classify.checkpoint import load_checkpoint
+from pipeline.config import RunSettings
+from pipeline.errors import NoInputError
+from pipeline.types import FormResult, PageStatus
+
+MNIST_DIR = Path(os.environ.get("DIGITFORM_MNIST", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+
+READ = (PageStatus.OK, PageStatus.NEEDS_REVIEW)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_checkpoint(None, "cpu")  # the shipped weights
+
+
+def process(paths, model, **settings) -> tuple[list[FormResult], run_mod.BatchSummary]:
+    settings.setdefault("device", "cpu")
+    out: list[FormResult] = []
+    summary = run_mod.process_batch([Path(p) for p in paths], RunSettings(**settings), out.append, model=model)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def drawn() -> dict[str, np.ndarray]:
+    """Three drawn pages (tests/pages.py), as (H, W) uint8 images keyed by a short name."""
+    return {name: draw_page(seed=seed).image for name, seed in (("a", 0), ("c", 1), ("d", 2))}
+
+
+def save_png(folder: Path, name: str, img: np.ndarray) -> Path:
+    p = folder / name
+    assert cv2.imwrite(str(p), img)
+    return p
+
+
+@pytest.fixture
+def scans(tmp_path: Path, drawn) -> Path:
+    """A folder with a.png, c.png, d.png (good pages)."""
+    for name, img in drawn.items():
+        save_png(tmp_path, f"{name}.png", img)
+    return tmp_path
+
+
+def names(forms: list[FormResult]) -> list[tuple[str, int]]:
+    return [(f.source.name, f.page) for f in forms]
+
+
+def by_name(forms: list[FormResult]) -> dict[str, FormResult]:
+    return {f.source.name: f for f in forms}
+
+
+def assert_read(form: FormResult) -> None:
+    assert form.status in READ, form.error
+    assert form.error is None
+    assert form.fields, f"{form.source}: no field found on a drawn page"
+
+
+# --------------------------------------------------------------------------- order
+
+
+@pytest.mark.parametrize("pages_per_batch", [1, 2])
+def test_pages_come_out_in_input_order(scans: Path, model, pages_per_batch):
+    seen_files = []
+    out: list[FormResult] = []
+    settings = RunSettings(device="cpu", pages_per_batch=pages_per_batch)
+    summary = run_mod.process_batch([scans], settings, out.append, model=model, on_file=lambda p, n, t: seen_files.append((p.name, n, t)))
+    assert names(out) == [("a.png", 1), ("c.png", 1), ("d.png", 1)]
+    assert seen_files == [("a.png", 1, 3), ("c.png", 2, 3), ("d.png", 3, 3)]
+    for f in out:
+        assert_read(f)
+        assert (f.width, f.height) == (1700, 2200)
+    assert summary.files == 3 and summary.pages == 3 and summary.failed == 0
+    assert summary.ok + summary.needs_review == 3
+    assert summary.digits > 0
+
+
+def test_explicit_file_order_is_kept(scans: Path, model):
+    out, _ = process([scans / "d.png", scans / "a.png"], model)
+    assert names(out) == [("d.png", 1), ("a.png", 1)]
+
+
+def test_no_input_raises(tmp_path: Path, model):
+    with pytest.raises(NoInputError, match="no image files found"):
+        process([tmp_path], model)
+
+
+# --------------------------------------------------------------------------- fault injection
+
+
+@pytest.mark.parametrize(
+    "bad_bytes",
+    [b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50, b"", "truncated"],
+    ids=["corrupt-header", "empty", "truncated"],
+)
+def test_corrupt_file_fails_alone(scans: Path, model, bad_bytes):
+    if bad_bytes == "truncated":
+        bad_bytes = (scans / "a.png").read_bytes()[:3000]
+    (scans / "b.png").write_bytes(bad_bytes)
+    out, summary = process([scans], model)
+    assert names(out) == [("a.png", 1), ("b.png", 1), ("c.png", 1), ("d.png", 1)]
+    pages = by_name(out)
+    bad = pages["b.png"]
+    assert bad.status is PageStatus.FAILED
+    assert bad.fields == () and (bad.width, bad.height) == (0, 0)
+    assert "b.png" in bad.error
+    assert "\n" not in bad.error and "\r" not in bad.error
+    for name in ("a.png", "c.png", "d.png"):
+        assert_read(pages[name])
+    assert summary.failed == 1 and summary.pages == 4
+    assert len(summary.errors) == 1 and "b.png" in summary.errors[0]
+
+
+def test_missing_explicit_file_gets_a_failed_row(scans: Path, model):
+    out, _ = process([scans / "a.png", scans / "nope.png", scans / "c.png"], model)
+    assert names(out) == [("a.png", 1), ("nope.png", 1), ("c.png", 1)]
+    assert out[1].status is PageStatus.FAILED and "nope.png" in out[1].error and "not found" in out[1].error
+    assert_read(out[0])
+    assert_read(out[2])
+
+
+def test_internal_error_in_one_page_does_not_stop_the_batch(scans: Path, model, monkeypatch):
+    real = run_mod.prepare_page
+
+    def flaky(page, **kw):
+        if page.source.name == "c.png":
+            raise RuntimeError("boom in box finding")
+        return real(page, **kw)
+
+    monkeypatch.setattr(run_mod, "prepare_page", flaky)
+    out, summary = process([scans], model, pages_per_batch=2)
+    assert names(out) == [("a.png", 1), ("c.png", 1), ("d.png", 1)]
+    bad = out[1]
+    assert bad.status is PageStatus.FAILED
+    assert bad.error.startswith("internal error")
+    assert "RuntimeError" in bad.error and "boom in box finding" in bad.error
+    assert (bad.width, bad.height) == (1700, 2200)  # the page was decoded
+    assert_read(out[0])
+    assert_read(out[2])
+    assert summary.failed == 1
+
+
+def test_classifier_failing_on_one_page_falls_back_page_by_page(scans: Path, model, monkeypatch):
+    real = run_mod.classify_pages
+    calls: list[list[str]] = []
+
+    def poisoned(items, predictor, threshold):
+        chunk = [it.layout.aligned.page.source.name for it in items]
+        calls.append(chunk)
+        if "c.png" in chunk:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(items, predictor, threshold)
+
+    monkeypatch.setattr(run_mod, "classify_pages", poisoned)
+    out, summary = process([scans], model, pages_per_batch=8)
+    assert calls[0] == ["a.png", "c.png", "d.png"]  # the whole chunk first
+    assert sorted(calls[1:]) == [["a.png"], ["c.png"], ["d.png"]]  # then page by page
+    assert names(out) == [("a.png", 1), ("c.png", 1), ("d.png", 1)]
+    bad = out[1]
+    assert bad.status is PageStatus.FAILED
+    assert bad.error.startswith("classification failed") and "RuntimeError" in bad.error
+    assert "\n" not in bad.error
+    assert_read(out[0])
+    assert_read(out[2])
+    assert summary.failed == 1 and summary.pages == 3
+
+
+def test_fallback_results_equal_chunked_results(scans: Path, model, monkeypatch):
+    """Classifying pages one by one gives exactly what a shared batch gives."""
+    normal, _ = process([scans], model)
+    real = run_mod.classify_pages
+
+    def fails_on_chunks(items, predictor, threshold):
+        if len(items) > 1:
+            raise RuntimeError("out of memory")
+        return real(items, predictor, threshold)
+
+    monkeypatch.setattr(run_mod, "classify_pages", fails_on_chunks)
+    fallback, _ = process([scans], model)
+    assert [[(x.value, x.confidence) for x in f.fields] for f in fallback] == [[(x.value, x.confidence) for x in f.fields] for f in normal]
+
+
+# --------------------------------------------------------------------------- multi-page TIFF
+
+
+def test_multipage_tiff_pages_come_out_in_order(tmp_path: Path, drawn, model):
+    imgs = [drawn["a"], drawn["c"], drawn["d"]]
+    frames = [Image.fromarray(a) for a in imgs]
+    frames[0].save(tmp_path / "multi.tif", save_all=True, append_images=frames[1:], compression="tiff_lzw")
+    for k, a in enumerate(imgs):
+        save_png(tmp_path, f"single_{k}.png", a)
+    out, summary = process([tmp_path / "multi.tif"] + [tmp_path / f"single_{k}.png" for k in range(3)], model)
+    assert names(out)[:3] == [("multi.tif", 1), ("multi.tif", 2), ("multi.tif", 3)]
+    assert summary.files == 4 and summary.pages == 6
+    for k in range(3):
+        tif, png = out[k], out[3 + k]
+        assert_read(tif)
+        # the same pixels give the same reading, whatever the container
+        assert [(x.value, x.box) for x in tif.fields] == [(x.value, x.box) for x in png.fields]
+
+
+# --------------------------------------------------------------------------- orientation
+
+# Digits whose 180-degree turn looks like no digit. 0, 1 and 8 are (nearly) symmetric and
+# 6 / 9 swap, so a page written with those carries no orientation signal to the classifier.
+ASYMMETRIC = (2, 3, 4, 7)
+CELL, LINE = 56, 2
+COMBS = ((200, 250, 8, 6), (200, 450, 6, 6), (700, 650, 4, 3))  # x, y, cells, cells written
+
+
+def mnist_page(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, list[list[tuple]], list[str]]:
+    """A 1200 x 900 page with three combs holding MNIST test digits in ``ASYMMETRIC``.
+
+    Returns:
+        image (H, W) uint8; truth cell interiors per field (x, y, w, h source pixels);
+        the value written in each field.
+    """
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(np.isin(labels, ASYMMETRIC))
+    img = np.full((900, 1200), 255, np.uint8)
+    cv2.putText(img, "Candidate number", (200, 230), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    cells, values = [], []
+    for x0, y0, n, k in COMBS:
+        for j in range(n + 1):
+            cv2.line(img, (x0 + j * CELL, y0), (x0 + j * CELL, y0 + CELL), 0, LINE)
+        for y in (y0, y0 + CELL):
+            cv2.line(img, (x0, y), (x0 + n * CELL, y), 0, LINE)
+        boxes, value = [], ""
+        for j in range(n):
+            boxes.append((x0 + j * CELL + LINE // 2 + 1, y0 + LINE // 2 + 1, CELL - LINE - 1, CELL - LINE - 1))
+            if j < k:
+                i = int(rng.choice(pool))
+                digit = cv2.resize(images[i], (40, 40), interpolation=cv2.INTER_LINEAR)
+                region = img[y0 + 8 : y0 + 48, x0 + j * CELL + 8 : x0 + j * CELL + 48]
+                np.minimum(region, 255 - digit, out=region)
+                value += str(int(labels[i]))
+        cells.append(boxes)
+        values.append(value)
+    return img, cells, values
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists() and not (MNIST_DIR / "t10k-images-idx3-ubyte").exists():
+        pytest.skip(f"MNIST test set not found in {MNIST_DIR} (set DIGITFORM_MNIST)")
+    from pipeline.data import load_mnist
+
+    return load_mnist(MNIST_DIR, "test")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_upside_down_page_reads_like_the_upright_one(tmp_path: Path, model, mnist_test, seed):
+    img, truth, values = mnist_page(*mnist_test, seed)
+    up = save_png(tmp_path, "up.png", img)
+    down = save_png(tmp_path, "down.png", cv2.rotate(img, cv2.ROTATE_180))
+    (upright, turned), _ = process([up, down], model)
+    h, w = img.shape
+    assert upright.rotation == 0
+    assert turned.rotation == 180
+    assert (turned.width, turned.height) == (w, h)
+    assert [f.value for f in upright.fields] == values
+    assert [f.value for f in turned.fields] == values  # fields and cells in upright reading order
+    assert [f.name for f in turned.fields] == [f"field_{i + 1}" for i in range(len(values))]
+    for fu, ft, boxes in zip(upright.fields, turned.fields, truth):
+        assert len(fu.digits) == len(ft.digits) == len(boxes)
+        for du, dt, box in zip(fu.digits, ft.digits, boxes):
+            x, y, bw, bh = box
+            turned_truth = (w - x - bw, h - y - bh, bw, bh)  # the cell in source pixels of the turned scan
+            assert iou(du.cell.box, box) > 0.8
+            assert iou(dt.cell.box, turned_truth) > 0.8
+            assert dt.prediction.digit == du.prediction.digit
+            assert dt.blank == du.blank
+
+
+def test_orientation_off_reads_as_stored(tmp_path: Path, model, mnist_test):
+    img, _, values = mnist_page(*mnist_test, 0)
+    down = save_png(tmp_path, "down.png", cv2.rotate(img, cv2.ROTATE_180))
+    (form,), _ = process([down], model, orientation=False)
+    assert form.rotation == 0
+    assert [f.value for f in form.fields] != values
