@@ -279,17 +279,18 @@ def _band_cells(
                 if w / hb > s.max_aspect:
                     wide += 1
                     continue
-                border = max(a.t, b.t, e1 - s1)
-                if border > s.max_border_ratio * min(w, hb) or _solid_blob(mask, e0, ty, w, hb) > s.max_solid_fill:
-                    continue
-                if _inked_corners(mask, e0, ty, w, hb) >= 2:
-                    continue  # a letter's bowl ("o" of bold print) between its own strokes
-                found.append(_Cell(e0, ty, w, hb, border))
+                found.append(_Cell(e0, ty, w, hb, max(a.t, b.t)))
             if found and wide >= len(found):
-                found = []  # a table row, not a row of digit cells
-                break
+                break  # a table row, not a row of digit cells
+            found = [
+                c for c in _merge_split_cells(found, s)
+                if c.border <= s.max_border_ratio * min(c.w, c.h)
+                and _solid_blob(mask, c.x, c.y, c.w, c.h) <= s.max_solid_fill
+                and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2  # not a letter's bowl ("o" of bold print)
+                and c.w / c.h >= s.min_aspect
+            ]
             if found:
-                cells.extend(_merge_split_cells(found, s))
+                cells.extend(found)
                 break  # the nearest line below that frames cells closes this band
     return cells
 
