@@ -280,6 +280,7 @@ def _band_cells(
                     wide += 1
                     continue
                 found.append(_Cell(e0, ty, w, hb, max(a.t, b.t)))
+            log.debug("band y %.0f-%.0f walls %s cells %s", a.y, b.y, walls, [(c.x, c.w) for c in found])
             if found and wide >= len(found):
                 break  # a table row, not a row of digit cells
             found = [
@@ -387,8 +388,8 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list
 
     A handwritten stroke that runs from the top border to the bottom border (a long "1")
     is straight and long enough to pass for a wall and split its cell in two. Narrow
-    means under 75% of the row's median width, or, in rows of one or two cells, under the
-    minimum cell aspect ratio.
+    means narrower than 3:5 (width:height), or under 75% of the row's median width (in rows
+    of one or two cells: narrower than 3:4).
     """
     s = s or BoxSettings()
     if len(group) < 2:
@@ -397,7 +398,7 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list
     med = float(np.median([c.w for c in group])) if len(group) >= 3 else None
 
     def narrow(c: _Cell) -> bool:
-        return c.w < 0.75 * med if med else c.w / c.h < s.min_aspect
+        return c.w / c.h < 0.6 or (c.w < 0.75 * med if med else c.w / c.h < 0.75)
 
     out: list[_Cell] = []
     i = 0
@@ -407,7 +408,8 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list
             d = group[i + 1]
             span = d.x + d.w - c.x
             y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
-            fits = 0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6
+            by_aspect = 0.6 <= span / (y1 - y0) <= 1.4 and max(c.w / c.h, d.w / d.h) < 0.6
+            fits = by_aspect or (0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6)
             if narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.25 * (y1 - y0):
                 out.append(_Cell(c.x, y0, span, y1 - y0, (c.border + d.border) / 2))
                 i += 2
