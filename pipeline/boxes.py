@@ -258,12 +258,17 @@ def _band_cells(
             walls = [(c0 + u, c0 + v) for u, v in _walls(cov, 0.9, max_thick)]
             # two walls closer than a quarter cell: one is a stroke beside the ruling; keep
             # the one inked over more of the band (the ruling reaches both lines)
+            # (walls either side of the gap between two separate boxes are both real: no ruling
+            # runs along that gap)
             kept: list[tuple[int, int]] = []
             for wall in walls:
                 if kept and wall[0] - kept[-1][1] < 0.25 * hb:
-                    if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
-                        kept[-1] = wall
-                    continue
+                    g0, g1 = kept[-1][1], wall[0]
+                    gap_ruled = g1 > g0 and horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, g0:g1].max(axis=0).mean() > 0.5 * 255
+                    if gap_ruled:
+                        if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
+                            kept[-1] = wall
+                        continue
                 kept.append(wall)
             walls = kept
             found = []
