@@ -55,6 +55,9 @@ class TrainConfig(_Strict):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_batches: int | None = Field(None, ge=1, description="stop each epoch after this many batches (smoke tests)")
+    reject_class: bool = Field(True, description="learn an 11th class, 'not a digit', from synthetic marks (pipeline.nondigits)")
+    nondigits: int = Field(12000, ge=100, le=200000, description="synthetic non-digit marks drawn for training")
+    nondigit_fraction: float = Field(0.1, ge=0, le=0.5, description="share of each batch that is non-digit marks")
     augment: AugmentConfig = AugmentConfig()
 
 

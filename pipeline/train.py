@@ -19,6 +19,7 @@ from .classify.checkpoint import DEFAULT_PREPROCESS, LoadedModel, save_checkpoin
 from .classify.model import DigitNet
 from .config import TrainConfig
 from .data import load_mnist
+from .nondigits import make_nondigits
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     y_all = torch.from_numpy(labels)
     x_tr, y_tr, x_val, y_val = x_all[tr_idx], y_all[tr_idx], x_all[val_idx], y_all[val_idx]
     pre = dict(DEFAULT_PREPROCESS)
-
-    net = DigitNet(num_classes=10, width=cfg.width, dropout=cfg.dropout).to(device)
+    n_classes = 11 if cfg.reject_class else 10
+    if cfg.reject_class:
+        # non-digit marks: a training bank and a separate validation bank (other seed)
+        nd_tr = torch.from_numpy(make_nondigits(cfg.nondigits, cfg.seed + 1, images[tr_idx[:2000]])).unsqueeze(1)
+        nd_val = torch.from_numpy(make_nondigits(max(100, cfg.val_size // 5), cfg.seed + 2, images[val_idx[:500]])).unsqueeze(1)
+        extra = max(1, int(round(cfg.batch_size * cfg.nondigit_fraction / (1 - cfg.nondigit_fraction))))
+    net = DigitNet(num_classes=n_classes, width=cfg.width, dropout=cfg.dropout).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = len(x_tr) // cfg.batch_size
     if cfg.max_batches:
@@ -166,8 +172,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         tot_loss, seen = 0.0, 0
         for b in range(steps):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb = augment_batch(x_tr[idx].clone(), cfg.augment, gen).to(device)
-            yb = y_tr[idx].to(device)
+            xb, yb = x_tr[idx], y_tr[idx]
+            if cfg.reject_class:
+                j = torch.randint(0, len(nd_tr), (extra,), generator=gen)
+                xb = torch.cat([xb, nd_tr[j]])
+                yb = torch.cat([yb, torch.full((extra,), 10, dtype=yb.dtype)])
+            xb = augment_batch(xb.clone(), cfg.augment, gen).to(device)
+            yb = yb.to(device)
             loss = F.cross_entropy(net(to_input(xb, pre)), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -179,8 +190,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps, {"epoch": epoch + 1, "loss": tot_loss / seen})
         logits = predict_logits(net, x_val, pre, device)
         val_loss = float(F.cross_entropy(logits, y_val))
-        val_acc = float((logits.argmax(1) == y_val).float().mean())
-        history.append({"epoch": epoch + 1, "train_loss": tot_loss / max(seen, 1), "val_loss": val_loss, "val_acc": val_acc})
+        val_acc = float((logits[:, :10].argmax(1) == y_val).float().mean())  # digits: argmax over 0-9
+        row = {"epoch": epoch + 1, "train_loss": tot_loss / max(seen, 1), "val_loss": val_loss, "val_acc": val_acc}
+        if cfg.reject_class:
+            row["val_reject"] = float((predict_logits(net, nd_val, pre, device).argmax(1) == 10).float().mean())
+        history.append(row)
         log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_err %.3f%%", epoch + 1, cfg.epochs, tot_loss / max(seen, 1), val_loss, 100 * (1 - val_acc))
         if progress:
             progress("epoch", epoch + 1, cfg.epochs, history[-1])
@@ -195,13 +209,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
 
     assert best_state is not None
     net.load_state_dict(best_state)
-    logits = predict_logits(net, x_val, pre, device)
-    temperature = fit_temperature(logits, y_val)
+    logits, labels_val = predict_logits(net, x_val, pre, device), y_val
+    if cfg.reject_class:
+        logits = torch.cat([logits, predict_logits(net, nd_val, pre, device)])
+        labels_val = torch.cat([y_val, torch.full((len(nd_val),), 10, dtype=y_val.dtype)])
+    temperature = fit_temperature(logits, labels_val)
     model = LoadedModel(
         net=net.cpu().eval(),
         preprocess=pre,
         temperature=temperature,
-        metrics={"val_accuracy": best_acc, "val_size": cfg.val_size, "epochs": cfg.epochs, "seed": cfg.seed, "train_seconds": round(time.time() - t0, 1)},
+        classes=tuple(str(d) for d in range(10)) + (("reject",) if cfg.reject_class else ()),
+        metrics={"val_accuracy": best_acc, "val_size": cfg.val_size, "epochs": cfg.epochs, "seed": cfg.seed, "width": cfg.width,
+                 "val_reject": history[-1].get("val_reject"), "train_seconds": round(time.time() - t0, 1)},
     )
     save_checkpoint(cfg.out, model)
     return TrainResult(Path(cfg.out), history, best_acc, temperature, time.time() - t0)

@@ -135,6 +135,7 @@ class DigitPrediction:
     confidence: float  # calibrated probability that ``digit`` is right, in [0, 1]
     margin: float  # top-1 minus top-2 probability, in [0, 1]
     alternatives: tuple[tuple[str, float], ...]  # runner-up (digit, probability), best first
+    reject: float = 0.0  # probability that the mark is not a digit at all (letter, cross, scribble), in [0, 1]
 
 
 @dataclass(frozen=True, slots=True)

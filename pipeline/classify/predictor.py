@@ -67,12 +67,19 @@ class Predictor:
 
 
 def prediction_from_probs(p: np.ndarray) -> DigitPrediction:
-    """DigitPrediction from one (C,) probability vector (digit = argmax)."""
-    order = np.argsort(-p)
+    """DigitPrediction from one (C,) probability vector.
+
+    The digit is the argmax over the ten digit classes; with an 11th "not a digit" class
+    its probability is ``reject`` and it lowers every digit's confidence, so non-digit
+    marks come out with low confidence and are flagged.
+    """
+    pd = p[:10]
+    order = np.argsort(-pd)
     top = int(order[0])
-    second = float(p[order[1]]) if len(order) > 1 else 0.0
-    alts = tuple((str(int(k)), round(float(p[k]), 4)) for k in order[1 : 1 + N_ALTERNATIVES])
-    return DigitPrediction(digit=top, confidence=float(p[top]), margin=float(p[top]) - second, alternatives=alts)
+    second = float(pd[order[1]])
+    alts = tuple((str(int(k)), round(float(pd[k]), 4)) for k in order[1 : 1 + N_ALTERNATIVES])
+    reject = float(p[10]) if len(p) > 10 else 0.0
+    return DigitPrediction(digit=top, confidence=float(pd[top]), margin=float(pd[top]) - second, alternatives=alts, reject=reject)
 
 
 def blank_prediction(crop: DigitCrop, blank_ink: float = 0.006) -> DigitPrediction:
