@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .morph import ink_mask, line_length, normalise_ink, ruling_lines
+from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
 from .types import AlignedPage, DigitBox, FieldBoxes, PageLayout
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,42 @@ def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, i
     return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a <= max_thick]
 
 
+def _comb_lattice(walls: list[tuple[int, int]], hb: float, s: BoxSettings) -> list[tuple[int, int]]:
+    """Keep the walls of a comb: the largest set lying on one evenly spaced lattice.
+
+    In a comb field the cell walls are printed at a constant pitch; handwriting that passes
+    for a wall (the stem of a 1, the side of a 0 touching both rulings) falls between lattice
+    points. Applied when at least 5 walls are found and the best lattice explains at least
+    60% of them; otherwise the walls are returned unchanged (rows of separate boxes, whose
+    walls come in pairs, are left to the split-cell merge).
+    """
+    if len(walls) < 5:
+        return walls
+    centres = np.array([(a + b) / 2 for a, b in walls])
+    best = (0, 0.0, None, None)  # (count, -residual, pitch, origin)
+    for i in range(len(centres)):
+        for j in range(i + 1, len(centres)):
+            p = centres[j] - centres[i]
+            if not (s.min_aspect * hb <= p <= s.max_aspect * hb):
+                continue
+            tol = max(2.0, 0.08 * p)
+            r = (centres - centres[i]) / p
+            dev = np.abs(r - np.round(r)) * p
+            on = dev <= tol
+            key = (int(on.sum()), -float(dev[on].sum()))
+            if key > best[:2]:
+                best = (key[0], key[1], p, centres[i])
+    count, _, p, origin = best
+    if p is None or count < 0.6 * len(walls) or count < 4:
+        return walls
+    tol = max(2.0, 0.08 * p)
+    r = (centres - origin) / p
+    return [w for w, d in zip(walls, np.abs(r - np.round(r)) * p) if d <= tol]
+
+
 def _band_cells(
-    ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, vert: np.ndarray, length: int, max_thick: float, s: BoxSettings
+    ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, vert: np.ndarray, length: int, max_thick: float, s: BoxSettings,
+    level: float = 0.08,
 ) -> list[_Cell]:
     """Cells between pairs of horizontal ruling lines, split at the walls that cross the band.
 
@@ -227,7 +261,7 @@ def _band_cells(
     min_side = max(8, 2 * length)
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
     k = max(3, length // 3)
-    vsmooth = (cv2.blur(ink, (1, k)) > 0.08) | (vert > 0)  # vertical lines, dashes bridged
+    vsmooth = (cv2.blur(ink, (1, k)) > level) | (vert > 0)  # vertical lines, dashes bridged
     segs = _segments(horiz, min_side, max_thick, max(2, length // 2))
     segs.sort(key=lambda g: g.y)
     cells: list[_Cell] = []
@@ -270,7 +304,12 @@ def _band_cells(
                             kept[-1] = wall
                         continue
                 kept.append(wall)
-            walls = kept
+            def ruled(g0: int, g1: int) -> bool:
+                return g1 <= g0 or horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, g0:g1].max(axis=0).mean() > 0.5 * 255
+
+            # a comb (every interval ruled, no gaps between boxes): keep its evenly spaced walls
+            comb = all(ruled(u[1], v[0]) for u, v in zip(kept, kept[1:]))
+            walls = _comb_lattice(kept, hb, s) if comb else kept
             found = []
             wide = 0  # framed boxes too wide for one digit: table cells, free-text boxes
             for (_, e0), (s1, e1) in zip(walls, walls[1:]):
@@ -415,7 +454,7 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list
             y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
             by_aspect = 0.6 <= span / (y1 - y0) <= 1.4 and max(c.w / c.h, d.w / d.h) < 0.6
             fits = by_aspect or (0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6)
-            if narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.25 * (y1 - y0):
+            if narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.35 * (y1 - y0):
                 out.append(_Cell(c.x, y0, span, y1 - y0, (c.border + d.border) / 2))
                 i += 2
                 continue
@@ -462,6 +501,7 @@ class _Lines:
     horiz_raw: np.ndarray  # (H, W) uint8 0/255 horizontal runs before thick handwriting was removed
     vert: np.ndarray  # (H, W) uint8 0/255 vertical lines
     max_thick: float  # thickest run still counted as a line, pixels
+    level: float  # smoothed ink darkness that counted as line
 
 
 def page_lines(ink: np.ndarray, length: int) -> _Lines:
@@ -474,7 +514,11 @@ def page_lines(ink: np.ndarray, length: int) -> _Lines:
         The line masks, (H, W) uint8 0/255 each, and the thickness limit used.
     """
     bridge = max(2, length // 2)
-    horiz, vert = ruling_lines(ink, length, bridge=bridge)
+    # the smoothed-ink level that counts as line: 0.08 (faint dropout rulings), raised to
+    # 5 sigma of the paper noise left after smoothing over length // 3 pixels
+    k = max(3, length // 3)
+    level = max(0.08, 5.0 * noise_sigma(ink) / np.sqrt(k))
+    horiz, vert = ruling_lines(ink, length, bridge=bridge, level=level)
     horiz_raw = horiz.copy()
     # drop blobs: handwriting closed into a solid patch is thick, ruling lines are thin;
     # pixels on a run across the line longer than ``max_thick`` are not line
@@ -486,7 +530,7 @@ def page_lines(ink: np.ndarray, length: int) -> _Lines:
     horiz = cv2.dilate(horiz, cv2.getStructuringElement(cv2.MORPH_RECT, (bridge + 1, 1)))
     vert = cv2.dilate(vert, cv2.getStructuringElement(cv2.MORPH_RECT, (1, bridge + 1)))
     lines = cv2.morphologyEx(cv2.bitwise_or(horiz, vert), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    return _Lines(lines, horiz, horiz_raw, vert, float(max_thick))
+    return _Lines(lines, horiz, horiz_raw, vert, float(max_thick), level)
 
 
 def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> PageLayout:
@@ -507,7 +551,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     length = line_length(mask.shape)
     pl = page_lines(ink, length)
     lines = pl.both
-    cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s), _candidate_cells(lines, mask, length, s))
+    cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s, pl.level), _candidate_cells(lines, mask, length, s))
     groups = [_merge_split_cells(g, s) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

@@ -61,16 +61,54 @@ class TrainConfig(_Strict):
     augment: AugmentConfig = AugmentConfig()
 
 
+# Lighter augmentation for fine-tuning: about half the ranges and probabilities of training,
+# so the writer's own style (the point of fine-tuning) is kept while a few crops still vary.
+FINETUNE_AUGMENT = AugmentConfig(
+    rotate=6.0, shear=0.12, scale=0.06, aspect=0.05, shift=1.0, elastic_p=0.25, elastic_alpha=0.8,
+    thicken_p=0.1, thin_p=0.05, pressure_p=0.1, binarize_p=0.15, blur_p=0.08, line_p=0.04, cut_p=0.0,
+    noise_p=0.08, speckle_p=0.02,
+)
+
+
+class FinetuneConfig(_Strict):
+    """Settings of ``digitform train --finetune DIR`` (``pipeline.finetune.finetune``).
+
+    Built from command-line flags (and ``--config`` when given); no settings file is read by default.
+    """
+
+    crops: Path = Field(..., description="folder of labelled crops laid out as DIR/<digit>/*.png")
+    model: Path | None = Field(None, description="checkpoint to start from; null = the shipped weights")
+    out: Path = Field(Path("runs/finetune/finetuned.pt"), description="fine-tuned checkpoint written at the end")
+    data: Path | None = Field(None, description="folder of the MNIST IDX files; MNIST training digits are mixed in when set")
+    epochs: int = Field(5, ge=1, le=200)
+    batch_size: int = Field(32, ge=1, le=4096, description="own crops per batch (MNIST digits and non-digit marks come on top)")
+    lr: float = Field(3e-4, gt=0, le=0.1, description="peak learning rate (cosine decay to 0)")
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    held_out: float = Field(0.2, gt=0, lt=1, description="share of each class held out to measure before/after and fit the temperature")
+    mnist_share: float = Field(0.5, ge=0, le=0.9, description="share of each batch that is MNIST training digits (with data set)")
+    nondigit_share: float = Field(0.1, ge=0, le=0.5, description="share of each batch that is synthetic non-digit marks (11-class models)")
+    temperature_prior: float = Field(
+        0.5, gt=0, le=10, description="std of log(T) around the start model's temperature when refitting it on few crops"
+    )
+    freeze_batchnorm: bool = Field(True, description="keep batch-norm statistics of the start model (few crops)")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    augment: AugmentConfig = FINETUNE_AUGMENT
+
+
 class RunSettings(_Strict):
     """Settings of ``digitform process`` (``configs/run.yaml``; CLI flags override)."""
 
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the CNN runs; auto = cuda when present")
+    engine: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="inference engine; auto = torch on cuda, onnx (ONNX Runtime, faster) on the CPU"
+    )
     batch_size: int = Field(256, ge=1, le=65536, description="crops per forward pass")
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="digits below this confidence are flagged; null = the model's stored threshold"
     )
     max_megapixels: float = Field(200.0, gt=0, le=10000, description="larger images are refused (decompression bombs)")
-    model: Path | None = Field(None, description="checkpoint file; null = the shipped weights")
+    model: Path | None = Field(None, description="checkpoint file, or a .onnx file from 'digitform export'; null = the shipped weights")
     pages_per_batch: int = Field(8, ge=1, le=1024, description="pages whose crops are classified together")
     orientation: bool = Field(True, description="detect pages scanned upside down (by classifier confidence)")
 

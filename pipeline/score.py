@@ -106,6 +106,26 @@ def _cells(page: dict) -> list[tuple[int, dict]]:
     return [(fi, d) for fi, f in enumerate(page.get("fields") or []) for d in (f.get("digits") or [])]
 
 
+def match_cells(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict[int, int]:
+    """Match a page's truth cells to its predicted cells, as ``score_page`` does.
+
+    Cells are numbered in reading order over the page: field by field, cell by cell
+    (``fields[i]["digits"][j]`` flattened). Greedy one-to-one matching by box IoU, best first.
+
+    Args:
+        pred: the predicted page (``form_to_dict`` shape), or None.
+        truth: the truth page.
+        iou: minimum intersection over union of the [x, y, w, h] source-pixel boxes.
+
+    Returns:
+        {truth cell number: predicted cell number} for the cells found.
+    """
+    tcells, pcells = _cells(truth), _cells(pred or {})
+    tb = np.array([d["box"] for _, d in tcells], float).reshape(-1, 4)
+    pb = np.array([d["box"] for _, d in pcells], float).reshape(-1, 4)
+    return _match(_iou(tb, pb), iou)
+
+
 def _field_value(f: dict) -> str:
     if "value" in f and f["value"] is not None:
         return str(f["value"])

@@ -184,3 +184,18 @@ class FormResult:
     def failed(cls, source: Path, page: int, error: str, width: int = 0, height: int = 0) -> FormResult:
         """A page that could not be read; it still gets a row in every output."""
         return cls(source=source, page=page, status=PageStatus.FAILED, error=error, width=width, height=height)
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePrediction:
+    """The verdict on one single-digit image (``digitform predict``); not part of a form."""
+
+    source: Path  # the image file, as given or found on the command line
+    page: int  # 1-based page number in the file (multi-page TIFF)
+    digit: int | None  # 0-9, or None when the image is blank or could not be read
+    confidence: float  # calibrated probability that ``digit`` is right, in [0, 1]; 0 when digit is None
+    alternatives: tuple[tuple[str, float], ...]  # runner-up (digit, probability), best first
+    flagged: bool  # confidence below the threshold, a blank image, or an unreadable file
+    blank: bool = False  # the image holds no mark
+    reject: float = 0.0  # probability that the mark is not a digit (11-class models), in [0, 1]
+    error: str | None = None  # one-line reason when the file could not be read, else None

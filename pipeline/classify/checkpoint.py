@@ -132,3 +132,35 @@ def load_checkpoint(path: Path | None = None, device: str | torch.device = "cpu"
         name=str(blob.get("name", "digitnet")),
         path=path,
     )
+
+
+def store_threshold(path: Path, threshold: float, note: dict[str, Any] | None = None) -> None:
+    """Rewrite a checkpoint with a new default threshold, keeping everything else.
+
+    The weights, preprocessing, temperature, classes, metrics and any other keys of the file
+    are written back unchanged (through ``save_checkpoint``); ``note`` (how the threshold was
+    chosen: data, target error, flag rate) is stored under ``metrics["threshold_choice"]``.
+
+    Args:
+        path: a checkpoint file written by ``save_checkpoint``.
+        threshold: the new ``--min-confidence`` default, in [0, 1].
+        note: provenance of the threshold (plain JSON-like values).
+
+    Raises:
+        ModelError: the file is missing or not a loadable checkpoint.
+        OutputError: the file cannot be rewritten.
+    """
+    from ..errors import OutputError
+
+    path = Path(path)
+    model = load_checkpoint(path, "cpu")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    own = {"format", "format_version", "arch", "state_dict", "preprocess", "temperature", "threshold", "classes", "metrics", "name"}
+    extra = {k: v for k, v in blob.items() if k not in own}
+    model.threshold = float(threshold)
+    if note is not None:
+        model.metrics = {**model.metrics, "threshold_choice": dict(note)}
+    try:
+        save_checkpoint(path, model, extra or None)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot rewrite the checkpoint: {exc.strerror or exc}", hint="pass a writable --model file") from exc
