@@ -64,9 +64,10 @@ def process(
     paths: list[Path] = typer.Argument(..., help="Scan files and/or folders (searched recursively)."),
     output: list[Path] = typer.Option(..., "--output", "-o", help="Result file: .csv, .json or .jsonl (repeat for several)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda  [default: auto]"),
+    engine: Optional[str] = typer.Option(None, help="auto | torch | onnx  [default: auto = onnx (ONNX Runtime) on the CPU, torch on CUDA]"),
     batch_size: Optional[int] = typer.Option(None, help="Crops per forward pass  [default: 256]"),
     min_confidence: Optional[float] = typer.Option(None, help="Flag digits below this confidence  [default: the model's threshold]"),
-    model: Optional[Path] = typer.Option(None, help="Checkpoint file  [default: the shipped model]"),
+    model: Optional[Path] = typer.Option(None, help="Checkpoint file, or a .onnx from 'digitform export'  [default: the shipped model]"),
     max_megapixels: Optional[float] = typer.Option(None, help="Refuse larger images  [default: 200]"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run settings YAML (flags override it)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -79,20 +80,17 @@ def process(
     """
     _logging(verbose)
     from pipeline import config as cfg
-    from pipeline.run import process_batch
+    from pipeline.run import load_predictor, process_batch
     from pipeline.writer import open_writer
 
     try:
         settings = cfg.build(
-            cfg.RunSettings, config, device=device, batch_size=batch_size, min_confidence=min_confidence,
+            cfg.RunSettings, config, device=device, engine=engine, batch_size=batch_size, min_confidence=min_confidence,
             model=model, max_megapixels=max_megapixels,
         )
-        from pipeline.classify.checkpoint import load_checkpoint
-        from pipeline.train import resolve_device
-
-        loaded = load_checkpoint(settings.model, resolve_device(settings.device))
+        predictor = load_predictor(settings)
         with ExitStack() as stack, _progress(quiet) as bar:
-            writers = [stack.enter_context(open_writer(o, loaded.describe())) for o in output]
+            writers = [stack.enter_context(open_writer(o, predictor.describe())) for o in output]
             task = bar.add_task("reading scans", total=None)
 
             def emit(form) -> None:  # noqa: ANN001
@@ -102,7 +100,7 @@ def process(
             def on_file(path: Path, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=f"reading {path.name[:30]}")
 
-            summary = process_batch(paths, settings, emit, model=loaded, on_file=on_file)
+            summary = process_batch(paths, settings, emit, predictor=predictor, on_file=on_file)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - mapped to exit codes in _fail
         raise _fail(exc) from None
     if not quiet:
@@ -130,15 +128,40 @@ def train(
     max_batches: Optional[int] = typer.Option(None, help="Batches per epoch (smoke tests)."),
     resume: bool = typer.Option(False, help="Continue from WORK_DIR/last.pt."),
     download: bool = typer.Option(False, help="Let torchvision download MNIST into --data if the files are missing."),
+    finetune: Optional[Path] = typer.Option(
+        None, help="Fine-tune on labelled crops DIR/<digit>/*.png instead of training from scratch (--data then optional)."
+    ),
+    model: Optional[Path] = typer.Option(None, help="With --finetune: checkpoint to start from  [default: the shipped model]"),
+    lr: Optional[float] = typer.Option(None, help="With --finetune: learning rate  [default: 3e-4]"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Train the digit CNN on MNIST (reproduces the shipped weights with configs/train.yaml)."""
+    """Train the digit CNN on MNIST (reproduces the shipped weights with configs/train.yaml), or fine-tune it.
+
+    With --finetune DIR: start from the shipped (or --model) checkpoint, hold out 20% of each
+    digit's crops, train a few epochs (--epochs, default 5) at a low learning rate, refit the
+    temperature, write --out (default runs/finetune/finetuned.pt) and print a JSON report with
+    the held-out accuracy before and after on stdout.
+    """
     _logging(verbose)
     from pipeline import config as cfg
     from pipeline.data import ensure_mnist
     from pipeline.train import train as run_train
 
+    if finetune is not None:
+        try:
+            if resume or max_batches is not None or work_dir is not None:
+                raise ConfigError("--resume, --max-batches and --work-dir do not apply to --finetune", hint="drop them")
+            fc = cfg.build(cfg.FinetuneConfig, config, crops=finetune, model=model, out=out, data=data, epochs=epochs,
+                           batch_size=batch_size, seed=seed, device=device, lr=lr)
+            if fc.data is not None:
+                ensure_mnist(fc.data, download=download)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+            raise _fail(exc) from None
+        _finetune(fc, quiet)
+        return
+    if model is not None or lr is not None:
+        raise _fail(ConfigError("--model and --lr are only used with --finetune", hint="set lr in the training YAML"))
     if config is None and Path("configs/train.yaml").is_file():
         config = Path("configs/train.yaml")
     try:
@@ -163,6 +186,61 @@ def train(
             f"{result.seconds / 60:.1f} min; curves in {tc.work_dir / 'curves.png'}",
             markup=False, soft_wrap=True,
         )
+
+
+def _finetune(fc, quiet: bool) -> None:  # noqa: ANN001 - pipeline.config.FinetuneConfig
+    """``digitform train --finetune``: run it, JSON report on stdout, one summary line on stderr."""
+    from pipeline.finetune import finetune as run_finetune
+
+    try:
+        with _progress(quiet) as bar:
+            task = bar.add_task("fine-tuning", total=None)
+
+            def progress(phase: str, done: int, total: int, metrics: dict) -> None:
+                if phase == "train":
+                    bar.update(task, completed=done, total=total, description=f"epoch {metrics['epoch']} loss {metrics['loss']:.4f}")
+
+            result = run_finetune(fc, progress=progress)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+        raise _fail(exc) from None
+    typer.echo(json.dumps(result.to_dict(), indent=2))
+    if not quiet:
+        err.print(
+            f"wrote {result.checkpoint}: held-out accuracy {100 * result.before_accuracy:.1f}% -> {100 * result.after_accuracy:.1f}% "
+            f"on {result.n_held_out} crops ({result.n_finetune} trained on), temperature {result.temperature:.3f}",
+            markup=False, soft_wrap=True,
+        )
+
+
+@app.command()
+def export(
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx | torchscript"),
+    output: Path = typer.Option(..., "--output", "-o", help="Model file to write (metadata goes to OUT.json beside it)."),
+    model: Optional[Path] = typer.Option(None, help="Checkpoint to export  [default: the shipped model]"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Export the classifier (normalisation + CNN + calibrated softmax) to ONNX or TorchScript.
+
+    The exported model maps (N, 1, 28, 28) float32 crops (ink in [0, 1]) to (N, C) calibrated
+    probabilities; it is checked against PyTorch before it is written.
+    """
+    _logging(verbose)
+    from pipeline.classify.checkpoint import load_checkpoint
+    from pipeline.export import export_model
+
+    try:
+        if fmt not in ("onnx", "torchscript"):
+            raise ConfigError(f"--format {fmt}: unknown export format", hint="use onnx or torchscript")
+        result = export_model(load_checkpoint(model, "cpu"), output, fmt)  # type: ignore[arg-type]
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+        raise _fail(exc) from None
+    p = result.parity
+    err.print(
+        f"wrote {result.path} and {result.metadata_path}: {result.metadata['input_name']} (N,1,28,28) float32 -> "
+        f"{result.metadata['output_name']} (N,{len(result.metadata['classes'])}) float32; parity with PyTorch on {p.n} crops: "
+        f"max abs diff {p.max_abs_diff:.1e} (<= {p.tolerance:.0e}), same top class {100 * p.argmax_agree:.0f}%",
+        markup=False, soft_wrap=True,
+    )
 
 
 @app.command()
@@ -201,6 +279,92 @@ def score(
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
         raise _fail(exc) from None
     typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def evaluate(
+    data: Optional[Path] = typer.Option(None, help="Folder of the MNIST IDX files (t10k-* unless --split train)."),
+    crops: Optional[Path] = typer.Option(None, help="Folder of labelled single-digit images DIR/<digit>/*.png."),
+    forms: Optional[Path] = typer.Option(None, help="truth.json of scanned forms (or the folder holding it)."),
+    split: str = typer.Option("test", help="MNIST split for --data: test | train"),
+    model: Optional[Path] = typer.Option(None, help="Checkpoint file  [default: the shipped model]"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda  [default: auto]"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "--min-confidence", help="Flag digits below this confidence  [default: the model's threshold]"),
+    target_error: Optional[float] = typer.Option(None, help="Also recommend the lowest threshold keeping the error rate among unflagged digits at or below this (0.001 = 1 in 1000)."),
+    write_threshold: bool = typer.Option(False, help="Store the recommended threshold in the --model checkpoint (needs --target-error and --model)."),
+    out_dir: Path = typer.Option(Path("eval"), help="Folder for confusion.png, error_reject.png, worst_errors.png, summary.json."),
+    batch_size: Optional[int] = typer.Option(None, help="Crops per forward pass  [default: 256]"),
+    json_only: bool = typer.Option(False, "--json", help="Print only the JSON summary on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Measure accuracy, calibration and review flags on labelled digits; draw plots; recommend a threshold.
+
+    Exit codes: 0 done; 2 usage; 3 no input; 4 config; 5 model; 6 output. See the README.
+    """
+    _logging(verbose)
+    from pipeline.evaluate import run_evaluation
+
+    try:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--threshold {threshold}: must be in [0, 1]", hint="e.g. --threshold 0.9")
+        summary = run_evaluation(
+            data=data, crops=crops, forms=forms, split=split, model=model, device=device or "auto", threshold=threshold,
+            target_error=target_error, write_threshold=write_threshold, out_dir=out_dir, batch_size=batch_size or 256,
+        )
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - mapped to exit codes in _fail
+        raise _fail(exc) from None
+    if not json_only:
+        s = summary
+        typer.echo(
+            f"{s['kind']} {s['source']}: {s['n']} digits, accuracy {100 * s['accuracy']:.2f}% ({s['errors']} errors), "
+            f"ECE {s['ece']:.4f}"
+        )
+        if s["kind"] == "forms":
+            typer.echo(f"cells: recall {s['cell_recall']:.4f}, precision {s['cell_precision']:.4f}; "
+                       f"digit accuracy counting missed cells {s['digit_accuracy']:.4f}; fields exact {s['field_accuracy']:.4f}")
+        typer.echo(
+            f"threshold {s['threshold']:g}: {100 * s['flag_rate']:.2f}% of digits flagged, {100 * s['caught']:.1f}% of errors caught, "
+            f"{s['unflagged_errors_per_1000']:.3f} unflagged errors per 1000 digits"
+        )
+        if "target_error" in s:
+            rec = s["recommended_threshold"]
+            typer.echo(
+                f"target error {s['target_error']:g}: " + (f"recommended threshold {rec:g} ({100 * s['recommended_flag_rate']:.2f}% flagged)"
+                                                          if rec is not None else "no threshold reaches it on this data")
+            )
+        if "threshold_written" in s:
+            typer.echo(f"wrote threshold {s['threshold_written']['threshold']:g} into {s['threshold_written']['file']}")
+        typer.echo("plots: " + ", ".join(v for k, v in s["files"].items() if k != "summary"))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+def predict(
+    paths: list[Path] = typer.Argument(..., help="Images of single digits, and/or folders of them (searched recursively)."),
+    model: Optional[Path] = typer.Option(None, help="Checkpoint file  [default: the shipped model]"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda  [default: auto]"),
+    threshold: Optional[float] = typer.Option(None, "--min-confidence", "--threshold", help="Flag digits below this confidence  [default: the model's threshold]"),
+    batch_size: Optional[int] = typer.Option(None, help="Images per forward pass  [default: 256]"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Read single-digit images (any size, either polarity, boxed or not): one JSON line per image.
+
+    Exit codes: 0 all read; 1 some files could not be read (their lines carry "error");
+    2 usage; 3 no input; 4 config; 5 model. See the README.
+    """
+    _logging(verbose)
+    from pipeline.single import predict_images, prediction_to_dict
+
+    failed = 0
+    try:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--min-confidence {threshold}: must be in [0, 1]", hint="e.g. --min-confidence 0.9")
+        for pred in predict_images(paths, model=model, device=device or "auto", threshold=threshold, batch_size=batch_size or 256):
+            failed += pred.error is not None
+            typer.echo(json.dumps(prediction_to_dict(pred)))
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - mapped to exit codes in _fail
+        raise _fail(exc) from None
+    raise typer.Exit(int(ExitCode.PAGES_FAILED if failed else ExitCode.OK))
 
 
 def main() -> None:

@@ -19,18 +19,8 @@ import torch
 from pipeline.classify.checkpoint import load_checkpoint
 from pipeline.classify.predictor import Predictor
 from pipeline.data import load_mnist
+from pipeline.evaluate import ece
 from pipeline.train import resolve_device
-
-
-def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error with equal-width bins (Guo et al., ICML 2017, eq. 3)."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(total)
 
 
 def main() -> None:

@@ -120,6 +120,16 @@ def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = Fals
         area = stats[:, cv2.CC_STAT_AREA]
         keep = (lab_core >= min_px) & (lab_in >= s.min_inside * area)
         keep[0] = False
+        # a leftover box line (the cell was found a little off its box): long, thin, straight,
+        # and near an edge of the cell, not in the middle where a "1" is written
+        lw = max(3.0, 2.5 * layout.line_width)
+        for i in np.nonzero(keep)[0]:
+            bx, by_, bw, bh = stats[i, 0], stats[i, 1], stats[i, 2], stats[i, 3]
+            cxm, cym = bx + bw / 2 - cx0, by_ + bh / 2 - cy0
+            if bh >= 0.8 * h and bw <= lw and (cxm < 0.2 * w or cxm > 0.8 * w):
+                keep[i] = False
+            elif bw >= 0.8 * w and bh <= lw and (cym < 0.2 * h or cym > 0.8 * h):
+                keep[i] = False
     kept = keep[labels]
     inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
     if not kept.any():

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class SingleSettings:
     """Thresholds of ``normalise_digit_image`` (ratios of the image size unless said otherwise)."""
 
+    border_band: float = 0.15  # outer band whose median grey is the paper level
     min_contrast: float = 40.0  # grey levels between paper and ink below which the image is blank, of 255
     ink_level: float = 0.35  # normalised ink darkness that counts as a stroke, in [0, 1]
     line_length: float = 0.6  # a frame line runs along at least this share of its side
@@ -48,15 +49,22 @@ class SingleSettings:
 def _ink(grey: np.ndarray, s: SingleSettings) -> np.ndarray | None:
     """(H, W) ink darkness in [0, 1] (1 = ink) with the polarity detected; None when blank.
 
-    Paper is the majority of a digit image, so the median grey is the paper level: when it
-    lies above the middle of the image's grey range the ink is dark (paper, scans), else
-    light (MNIST convention). The ink level is the 0.5th percentile on the far side.
+    The paper level is the median grey of the image's outer band (``border_band`` of each
+    side): a digit lies mostly inside it, and a box line along the edges is thin beside the
+    margin, whereas the whole image's median fails on a tight crop of a bold digit, where
+    ink covers more than half the pixels. When the paper level lies above the middle of the
+    image's grey range the ink is dark (paper, scans), else light (MNIST convention). The
+    ink level is the 0.5th percentile on the far side.
     """
     g = grey.astype(np.float32)
     lo, hi = float(np.percentile(g, 0.5)), float(np.percentile(g, 99.5))
     if hi - lo < s.min_contrast:
         return None
-    paper = float(np.median(g))
+    h, w = g.shape
+    by, bx = max(1, int(round(s.border_band * h))), max(1, int(round(s.border_band * w)))
+    band = np.ones(g.shape, bool)
+    band[by : h - by, bx : w - bx] = False
+    paper = float(np.median(g[band]))
     if paper >= (lo + hi) / 2:  # dark ink on light paper
         ink = (paper - g) / max(paper - lo, 1.0)
     else:  # light ink on dark background
