@@ -145,7 +145,7 @@ def fit_temperature_prior(logits: torch.Tensor, labels: torch.Tensor, prior: flo
         The temperature T > 0.
     """
     log_t = torch.tensor([math.log(prior)], requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()

@@ -107,7 +107,12 @@ def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = Fals
     inside[cy0 : cy0 + h, cx0 : cx0 + w] = 1
     rim = np.zeros_like(inside)
     rim[cy0 + 1 : cy0 + h - 1, cx0 + 1 : cx0 + w - 1] = 1
-    strokes = _strokes(ink, layout.lines[y0:y1, x0:x1], rim, s.ink_level, layout.line_width)
+    # the cell's own box lines lie in a band just outside the interior; line-mask pixels
+    # farther out are other cells' lines or handwriting, left to the component test below
+    d = int(round(layout.line_width)) + 3
+    band = np.zeros_like(inside)
+    band[max(0, cy0 - d) : cy0 + h + d, max(0, cx0 - d) : cx0 + w + d] = 1
+    strokes = _strokes(ink, layout.lines[y0:y1, x0:x1], rim | (1 - band), s.ink_level, layout.line_width)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     band = max(1, int(round(s.border_band * min(w, h))))
     core = np.zeros_like(strokes)

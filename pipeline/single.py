@@ -54,7 +54,8 @@ def _ink(grey: np.ndarray, s: SingleSettings) -> np.ndarray | None:
     margin, whereas the whole image's median fails on a tight crop of a bold digit, where
     ink covers more than half the pixels. When the paper level lies above the middle of the
     image's grey range the ink is dark (paper, scans), else light (MNIST convention). The
-    ink level is the 0.5th percentile on the far side.
+    paper level is then refined to the median of the pixels on its side of the middle, and
+    the ink level is the 0.5th percentile on the far side.
     """
     g = grey.astype(np.float32)
     lo, hi = float(np.percentile(g, 0.5)), float(np.percentile(g, 99.5))
@@ -64,10 +65,12 @@ def _ink(grey: np.ndarray, s: SingleSettings) -> np.ndarray | None:
     by, bx = max(1, int(round(s.border_band * h))), max(1, int(round(s.border_band * w)))
     band = np.ones(g.shape, bool)
     band[by : h - by, bx : w - bx] = False
-    paper = float(np.median(g[band]))
-    if paper >= (lo + hi) / 2:  # dark ink on light paper
+    mid = (lo + hi) / 2
+    if float(np.median(g[band])) >= mid:  # dark ink on light paper
+        paper = float(np.median(g[g >= mid]))
         ink = (paper - g) / max(paper - lo, 1.0)
     else:  # light ink on dark background
+        paper = float(np.median(g[g < mid]))
         ink = (g - paper) / max(hi - paper, 1.0)
     return np.clip(ink, 0.0, 1.0)
 
