@@ -9,6 +9,8 @@ from .types import DigitCrop, DigitPrediction, DigitResult, FieldResult, FormRes
 
 FLAG_LOW_CONFIDENCE = "low_confidence"  # some digit is below --min-confidence
 FLAG_EMBEDDED_BLANK = "embedded_blank"  # a blank cell between written digits
+FLAG_NOT_A_DIGIT = "not_a_digit"  # a mark the model takes for a letter, cross or scribble
+REJECT_LEVEL = 0.5  # reject-class probability above which a mark is called not a digit
 
 
 def assemble_form(
@@ -21,9 +23,9 @@ def assemble_form(
 ) -> FormResult:
     """Turn one page's predictions into results and decide what needs review.
 
-    A digit (or a blank verdict) is flagged when its confidence is below ``threshold``. A
-    field is flagged when any of its cells is, or when a blank cell sits between written
-    digits. Field confidence is the product of its cells' confidences: the probability
+    A digit (or a blank verdict) is flagged when its confidence is below ``threshold``, or
+    when the model's "not a digit" class outweighs ``REJECT_LEVEL``. A field is flagged when
+    any of its cells is, or when a blank cell sits between written digits. Field confidence is the product of its cells' confidences: the probability
     that the whole field is right if cell errors are independent.
 
     Args:
@@ -46,11 +48,15 @@ def assemble_form(
         cells = list(zip(fb.cells, crops[fi], predictions[fi]))
         if upside_down:
             cells.reverse()
-        digits = tuple(DigitResult(cell, crop, pred, flagged=pred.confidence < threshold) for cell, crop, pred in cells)
+        digits = tuple(
+            DigitResult(cell, crop, pred, flagged=pred.confidence < threshold or pred.reject > REJECT_LEVEL) for cell, crop, pred in cells
+        )
         value = "".join(str(d.prediction.digit) for d in digits if d.prediction.digit is not None)
         flags: list[str] = []
-        if any(d.flagged for d in digits):
+        if any(d.prediction.confidence < threshold for d in digits):
             flags.append(FLAG_LOW_CONFIDENCE)
+        if any(d.prediction.reject > REJECT_LEVEL for d in digits):
+            flags.append(FLAG_NOT_A_DIGIT)
         written = [i for i, d in enumerate(digits) if not d.blank]
         if written and any(digits[i].blank for i in range(written[0], written[-1] + 1)):
             flags.append(FLAG_EMBEDDED_BLANK)

@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 # read as stored. Symmetric digits (0, 1, 8) score alike both ways, so a margin is needed.
 ORIENTATION_MARGIN = 0.1
 
-# Engine that ``engine: auto`` picks on the CPU. Measured with benchmarks/engine_speed.py
-# (2 threads, shipped model): ONNX Runtime reads 1.4-12x more crops per second than PyTorch
-# eager at batch sizes 1-1024, with the same probabilities to within 1e-6. On CUDA: torch.
+# Engine that ``engine: auto`` picks on the CPU. Measured with benchmarks/engine_speed.py on
+# a 2-core machine (shipped model, batch sizes 1-1024): ONNX Runtime read 2.6-4.5x more crops
+# per second than PyTorch eager with 1 thread and 7-16x with 2 threads (7,500-10,800 vs
+# 200-1,300 crops/s; the machine was shared with a training job), with the same
+# probabilities to within 1e-6. On CUDA: torch.
 CPU_DEFAULT_ENGINE = "onnx"
 
 

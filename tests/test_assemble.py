@@ -251,3 +251,25 @@ def test_blank_prediction_confidence_falls_with_stray_ink():
     at_limit = blank_prediction(DigitCrop(cell, np.zeros((28, 28), np.float32), True, 0.5), blank_ink=0.006)
     assert at_limit.confidence == pytest.approx(0.5)
     assert at_limit.digit is None
+
+
+def test_not_a_digit_mark_is_flagged_even_when_its_digit_is_confident():
+    from pipeline.assemble import FLAG_NOT_A_DIGIT
+
+    layout = make_layout([2])
+    cells = layout.fields[0].cells
+    crops = [[crop(c, False) for c in cells]]
+    mark = DigitPrediction(digit=4, confidence=0.95, margin=0.9, alternatives=(), reject=0.8)
+    preds = [[pred(7, 0.99), mark]]
+    form = assemble_form(layout, crops, preds, threshold=0.9)
+    f = form.fields[0]
+    assert [d.flagged for d in f.digits] == [False, True]
+    assert FLAG_NOT_A_DIGIT in f.flags and FLAG_LOW_CONFIDENCE not in f.flags
+    assert form.status is PageStatus.NEEDS_REVIEW
+
+
+def test_eleven_class_probabilities_give_reject_and_digit_confidence():
+    p = np.array([0.0] * 10 + [1.0], np.float32)
+    p[3], p[10] = 0.3, 0.7
+    out = prediction_from_probs(p)
+    assert out.digit == 3 and out.reject == pytest.approx(0.7) and out.confidence == pytest.approx(0.3)
