@@ -1,0 +1,182 @@
+"""Cell finder 2: bands between pairs of horizontal rulings, split at the walls that cross them (comb fields)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .box_cells import BoxSettings, _Cell, _inked_corners, _merge_split_cells, _solid_blob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Seg:
+    x0: int
+    x1: int
+    y: float  # centre row
+    t: float  # thickness
+
+
+def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) -> list[_Seg]:
+    """Horizontal ruling segments (connected components of the line mask), collinear pieces joined."""
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(horiz, connectivity=8)
+    segs = []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if w < bridge:
+            continue
+        # median thickness over its columns: strokes that cross the line do not count
+        t = float(np.median((labels[y : y + h, x : x + w] == i).sum(axis=0)))
+        if t <= max_thick and w >= bridge:
+            segs.append(_Seg(int(x), int(x + w), float(cents[i][1]), float(t)))
+    segs.sort(key=lambda g: (round(g.y), g.x0))
+    joined: list[_Seg] = []
+    for g in sorted(segs, key=lambda g: g.x0):
+        for j in joined:
+            if abs(j.y - g.y) <= max(2.0, j.t) and g.x0 - j.x1 <= bridge and g.x1 > j.x1:
+                j.x1, j.t = g.x1, max(j.t, g.t)
+                break
+        else:
+            joined.append(_Seg(g.x0, g.x1, g.y, g.t))
+    return [g for g in joined if g.x1 - g.x0 >= min_len]
+
+
+def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, int]]:
+    """Runs of columns whose coverage reaches ``level``: (start, end) exclusive, thin runs only."""
+    on = np.concatenate([[0], (cov >= level).astype(np.int8), [0]])
+    d = np.diff(on)
+    starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
+    return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a <= max_thick]
+
+
+def _comb_lattice(walls: list[tuple[int, int]], hb: float, s: BoxSettings) -> list[tuple[int, int]]:
+    """Keep the walls of a comb: the largest set lying on one evenly spaced lattice.
+
+    In a comb field the cell walls are printed at a constant pitch; handwriting that passes
+    for a wall (the stem of a 1, the side of a 0 touching both rulings) falls between lattice
+    points. Applied when at least 5 walls are found and the best lattice explains at least
+    60% of them; otherwise the walls are returned unchanged (rows of separate boxes, whose
+    walls come in pairs, are left to the split-cell merge).
+    """
+    if len(walls) < 5:
+        return walls
+    centres = np.array([(a + b) / 2 for a, b in walls])
+    best = (0, 0.0, None, None)  # (count, -residual, pitch, origin)
+    for i in range(len(centres)):
+        for j in range(i + 1, len(centres)):
+            p = centres[j] - centres[i]
+            if not (s.min_aspect * hb <= p <= s.max_aspect * hb):
+                continue
+            tol = max(2.0, 0.08 * p)
+            r = (centres - centres[i]) / p
+            dev = np.abs(r - np.round(r)) * p
+            on = dev <= tol
+            key = (int(on.sum()), -float(dev[on].sum()))
+            if key > best[:2]:
+                best = (key[0], key[1], p, centres[i])
+    count, _, p, origin = best
+    if p is None or count < 0.6 * len(walls) or count < 4:
+        return walls
+    tol = max(2.0, 0.08 * p)
+    r = (centres - origin) / p
+    return [w for w, d in zip(walls, np.abs(r - np.round(r)) * p) if d <= tol]
+
+
+def _band_cells(
+    ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, vert: np.ndarray, length: int, max_thick: float, s: BoxSettings,
+    level: float = 0.08,
+) -> list[_Cell]:
+    """Cells between pairs of horizontal ruling lines, split at the walls that cross the band.
+
+    A band is the strip between a horizontal line and a line below it that overlaps it; a
+    wall is a column inked over at least 85% of the band's middle 80% (vertical ruling;
+    handwriting seldom covers that much of a cell in a straight column). This is the
+    projection-profile reading of comb fields (cf. the comb-field extraction of forms
+    readers, e.g. Casey & Ferguson, "Intelligent forms processing", IBM Systems J., 1990).
+    """
+    H, W = ink.shape
+    min_side = max(8, 2 * length)
+    max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
+    k = max(3, length // 3)
+    vsmooth = (cv2.blur(ink, (1, k)) > level) | (vert > 0)  # vertical lines, dashes bridged
+    segs = _segments(horiz, min_side, max_thick, max(2, length // 2))
+    segs.sort(key=lambda g: g.y)
+    cells: list[_Cell] = []
+    for i, a in enumerate(segs):
+        for b in segs[i + 1 :]:
+            dy = b.y - a.y
+            if dy < min_side:
+                continue
+            if dy > max_side:
+                break
+            bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
+            if bx1 - bx0 < min_side * s.min_aspect:
+                continue
+            # a ruling line across the band in between makes it two bands (table rows)
+            reach = min(2 * max_thick, 0.1 * (bx1 - bx0))
+            t_rule = (a.t + b.t) / 2
+            if any(
+                a.y + a.t < m.y < b.y - b.t and m.x0 <= bx0 + reach and m.x1 >= bx1 - reach and abs(m.t - t_rule) <= max(2.0, 0.5 * t_rule)
+                for m in segs
+            ):
+                continue
+            ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
+            hb = by - ty
+            pad = int(max_thick) + 2
+            c0, c1 = max(0, bx0 - pad), min(W, bx1 + pad)
+            # a wall runs the band's full height, from ruling to ruling; handwriting seldom does
+            cov = vsmooth[ty:by, c0:c1].mean(axis=0)
+            walls = [(c0 + u, c0 + v) for u, v in _walls(cov, 0.9, max_thick)]
+            # two walls closer than a quarter cell: one is a stroke beside the ruling; keep
+            # the one inked over more of the band (the ruling reaches both lines)
+            # (walls either side of the gap between two separate boxes are both real: no ruling
+            # runs along that gap)
+            kept: list[tuple[int, int]] = []
+            for wall in walls:
+                if kept and wall[0] - kept[-1][1] < 0.25 * hb:
+                    g0, g1 = kept[-1][1], wall[0]
+                    gap_ruled = g1 > g0 and horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, g0:g1].max(axis=0).mean() > 0.5 * 255
+                    if gap_ruled:
+                        if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
+                            kept[-1] = wall
+                        continue
+                kept.append(wall)
+            def ruled(g0: int, g1: int) -> bool:
+                return g1 <= g0 or horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, g0:g1].max(axis=0).mean() > 0.5 * 255
+
+            # a comb (every interval ruled, no gaps between boxes): keep its evenly spaced walls
+            comb = all(ruled(u[1], v[0]) for u, v in zip(kept, kept[1:]))
+            walls = _comb_lattice(kept, hb, s) if comb else kept
+            found = []
+            wide = 0  # framed boxes too wide for one digit: table cells, free-text boxes
+            for (_, e0), (s1, e1) in zip(walls, walls[1:]):
+                w = s1 - e0
+                if w < 0.15 * hb:
+                    continue
+                top = horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
+                bot = horiz_raw[max(0, int(b.y) - 3) : int(b.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
+                if min(top, bot) < 0.85 * 255:
+                    continue
+                if w / hb > s.max_aspect:
+                    wide += 1
+                    continue
+                found.append(_Cell(e0, ty, w, hb, max(a.t, b.t)))
+            log.debug("band y %.0f-%.0f walls %s cells %s", a.y, b.y, walls, [(c.x, c.w) for c in found])
+            if found and wide >= len(found):
+                break  # a table row, not a row of digit cells
+            found = [
+                c for c in _merge_split_cells(found, s)
+                if c.border <= s.max_border_ratio * min(c.w, c.h)
+                and _solid_blob(mask, c.x, c.y, c.w, c.h) <= s.max_solid_fill
+                and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2  # not a letter's bowl ("o" of bold print)
+                and c.w / c.h >= s.min_aspect
+            ]
+            if found:
+                cells.extend(found)
+                break  # the nearest line below that frames cells closes this band
+    return cells
+

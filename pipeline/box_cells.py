@@ -1,0 +1,100 @@
+"""What the two cell finders share: cell limits (``BoxSettings``), the candidate cell, content tests, split-cell merge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class BoxSettings:
+    """Limits of what counts as a digit cell (units: pixels of the aligned page, or ratios)."""
+
+    min_aspect: float = 0.45  # cell width / height
+    max_aspect: float = 2.2  # wider boxes are free-text/number boxes or table cells
+    min_rectangularity: float = 0.5  # hole area / bounding-box area
+    min_frame: float = 0.9  # share of the bounding box's outline lying on ruling lines
+    max_border_ratio: float = 0.16  # ruling-line thickness / cell side (QR finder rings are 0.2)
+    max_solid_fill: float = 0.85  # largest ink blob's fill of its bounding box (solid squares ~1.0)
+    max_side_fraction: float = 0.25  # of the page's longer side
+    height_tolerance: float = 1.35  # max height ratio of neighbouring cells in one field
+    max_gap: float = 0.9  # largest gap between boxes of one field, in cell widths
+
+
+@dataclass(slots=True)
+class _Cell:
+    x: int
+    y: int
+    w: int
+    h: int
+    border: float
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+def _solid_blob(mask: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    """Fill ratio (area / bbox area) of the largest ink blob inside a hole, 0 if the blob is small."""
+    inner = mask[y : y + h, x : x + w]
+    n, _, stats, _ = cv2.connectedComponentsWithStats(inner, connectivity=8)
+    if n <= 1:
+        return 0.0
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    bw, bh, area = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT], stats[i, cv2.CC_STAT_AREA]
+    if bw < 0.3 * w or bh < 0.3 * h:
+        return 0.0
+    return float(area) / float(bw * bh)
+
+
+def _inked_corners(mask: np.ndarray, x: int, y: int, w: int, h: int, size: float = 0.12) -> int:
+    """How many of the four corners of a box interior are mostly ink (rounded shapes, not boxes)."""
+    cw, ch = max(1, int(size * w)), max(1, int(size * h))
+    inner = mask[y : y + h, x : x + w] > 0
+    return sum(
+        int(inner[sy, sx].mean() > 0.5)
+        for sy, sx in ((slice(0, ch), slice(0, cw)), (slice(0, ch), slice(w - cw, w)), (slice(h - ch, h), slice(0, cw)), (slice(h - ch, h), slice(w - cw, w)))
+    )
+
+
+def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list[_Cell]:
+    """Merge two narrow neighbours that together make one cell.
+
+    A handwritten stroke that runs from the top border to the bottom border (a long "1")
+    is straight and long enough to pass for a wall and split its cell in two. Narrow
+    means narrower than 3:5 (width:height), or under 75% of the row's median width (in rows
+    of one or two cells: narrower than 3:4).
+    """
+    s = s or BoxSettings()
+    if len(group) < 2:
+        return group
+    group = sorted(group, key=lambda c: c.x)
+    med = float(np.median([c.w for c in group])) if len(group) >= 3 else None
+
+    def narrow(c: _Cell) -> bool:
+        return c.w / c.h < 0.6 or (c.w < 0.75 * med if med else c.w / c.h < 0.75)
+
+    out: list[_Cell] = []
+    i = 0
+    while i < len(group):
+        c = group[i]
+        if i + 1 < len(group):
+            d = group[i + 1]
+            span = d.x + d.w - c.x
+            y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
+            by_aspect = 0.6 <= span / (y1 - y0) <= 1.4 and max(c.w / c.h, d.w / d.h) < 0.6
+            fits = by_aspect or (0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6)
+            if narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.35 * (y1 - y0):
+                out.append(_Cell(c.x, y0, span, y1 - y0, (c.border + d.border) / 2))
+                i += 2
+                continue
+        out.append(c)
+        i += 1
+    return out
+

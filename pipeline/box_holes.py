@@ -1,0 +1,139 @@
+"""Cell finder 1: digit cells as holes of the ruling-line mask (rectangular, framed, thin-lined, not solid)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .box_cells import BoxSettings, _Cell, _solid_blob
+
+
+def _border_thickness(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    """Median thickness of the ruling-line mask just outside a hole, sampled on its 4 sides."""
+    H, W = lines.shape
+    reach = max(3, min(w, h) // 2)
+    samples = []
+    for frac in (0.3, 0.5, 0.7):
+        px, py = x + int(frac * w), y + int(frac * h)
+        for line, start in (
+            (lines[max(0, y - reach) : y, px][::-1], 0),  # up
+            (lines[y + h : min(H, y + h + reach), px], 0),  # down
+            (lines[py, max(0, x - reach) : x][::-1], 0),  # left
+            (lines[py, x + w : min(W, x + w + reach)], 0),  # right
+        ):
+            run = start
+            for val in line:
+                if val == 0:
+                    break
+                run += 1
+            if run:
+                samples.append(run)
+    return float(np.median(samples)) if samples else 0.0
+
+
+def _frame_coverage(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    """Share of the hole's bounding-box outline lying on ruling lines (looking 0-2 px outside it)."""
+    H, W = lines.shape
+    on = (lines > 0).astype(np.uint8)
+    x0, y0, x1, y1 = max(0, x - 3), max(0, y - 3), min(W, x + w + 3), min(H, y + h + 3)
+    top = on[y0 : y + 1, x : x + w].max(axis=0) if y > y0 else on[y, x : x + w]
+    bottom = on[y + h - 1 : y1, x : x + w].max(axis=0)
+    left = on[y : y + h, x0 : x + 1].max(axis=1) if x > x0 else on[y : y + h, x]
+    right = on[y : y + h, x + w - 1 : x1].max(axis=1)
+    ring = np.concatenate([top, bottom, left, right])
+    return float(ring.mean()) if ring.size else 0.0
+
+
+def _square_corners(contour: np.ndarray, x: int, y: int, w: int, h: int, size: float = 0.12, fill: float = 0.7) -> bool:
+    """True when the hole fills all four corners of its bounding box (a box, not a letter bowl).
+
+    A stroke hanging into the cell from its border only notches a side, so it passes.
+    """
+    hole = np.zeros((h, w), np.uint8)
+    cv2.drawContours(hole, [contour - np.array([x, y])], -1, 1, thickness=-1)
+    # the contour runs along the hole's edge pixels, so look one pixel inside the bounding box
+    cw, ch = max(1, int(size * w)), max(1, int(size * h))
+    for sy, sx in ((slice(1, ch + 1), slice(1, cw + 1)), (slice(1, ch + 1), slice(w - cw - 1, w - 1)),
+                   (slice(h - ch - 1, h - 1), slice(1, cw + 1)), (slice(h - ch - 1, h - 1), slice(w - cw - 1, w - 1))):
+        if hole[sy, sx].mean() < fill:
+            return False
+    return True
+
+
+def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSettings) -> list[_Cell]:
+    H, W = lines.shape
+    contours, hierarchy = cv2.findContours(lines, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    cells: list[_Cell] = []
+    halves: list[_Cell] = []  # holes that may be a cell split by a stroke from border to border
+    doubtful: list[_Cell] = []
+    if hierarchy is None:
+        return cells
+    max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
+    min_side = max(8, 2 * length)
+    for i, c in enumerate(contours):
+        if hierarchy[0][i][3] < 0:  # outer contour of a line blob, not a hole
+            continue
+        x, y, w, h = cv2.boundingRect(c)
+        if h < min_side or max(w, h) > max_side:
+            continue
+        if cv2.contourArea(c) < s.min_rectangularity * w * h:
+            continue  # strokes that join the border only notch the hole; letters' bowls are far from boxes
+        corners = _square_corners(c, x, y, w, h)
+        if w < min_side or w / h < s.min_aspect:
+            # half a cell (or a letter's counter)
+            if w >= 0.15 * h and _frame_coverage(lines, x, y, w, h) >= s.min_frame - 0.1:
+                halves.append(_Cell(x, y, w, h, _border_thickness(lines, x, y, w, h)))
+            continue
+        if w / h > s.max_aspect:
+            continue
+        if _frame_coverage(lines, x, y, w, h) < s.min_frame:
+            continue
+        border = _border_thickness(lines, x, y, w, h)
+        if border <= 0 or border > s.max_border_ratio * min(w, h):
+            continue
+        if _solid_blob(mask, x, y, w, h) > s.max_solid_fill:
+            continue
+        if corners:
+            cells.append(_Cell(x, y, w, h, border))
+        else:
+            # rounded corners: a letter's bowl ("o", "D" of large print), or a cell whose corner
+            # a stroke touches; kept only beside a sure cell of the same size (below)
+            doubtful.append(_Cell(x, y, w, h, border))
+    return cells + _join_halves(halves, s) + _beside_sure_cells(doubtful, cells, s)
+
+
+def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
+    """Join side-by-side holes split by a handwritten stroke that runs from border to border
+    (after dash bridging, a digit touching both borders walls its cell in two)."""
+    out = []
+    halves = sorted(halves, key=lambda c: c.x)
+    used = set()
+    for i, a in enumerate(halves):
+        for j in range(i + 1, len(halves)):
+            b = halves[j]
+            if i in used or j in used:
+                continue
+            gap = b.x - (a.x + a.w)
+            if gap > max(a.h, b.h) * 0.25:
+                break
+            if gap < -0.3 * a.h or abs(a.y - b.y) > 0.15 * a.h or abs(a.h - b.h) > 0.15 * a.h:
+                continue
+            w, h = b.x + b.w - a.x, max(a.y + a.h, b.y + b.h) - min(a.y, b.y)
+            if s.min_aspect <= w / h <= s.max_aspect:
+                out.append(_Cell(a.x, min(a.y, b.y), w, h, max(a.border, b.border)))
+                used.update((i, j))
+    return out
+
+
+def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], s: BoxSettings) -> list[_Cell]:
+    """Doubtful cells that sit on the row of a sure cell of the same size, close beside it."""
+    out = []
+    for d in doubtful:
+        for c in sure:
+            same = abs(c.y - d.y) <= 0.1 * c.h and abs(c.h - d.h) <= 0.1 * c.h and abs(c.w - d.w) <= 0.15 * c.w
+            gap = max(c.x - (d.x + d.w), d.x - (c.x + c.w))
+            if same and gap <= s.max_gap * c.w:
+                out.append(d)
+                break
+    return out
+
