@@ -29,9 +29,10 @@ ORIENTATION_MARGIN = 0.1
 
 # Engine that ``engine: auto`` picks on the CPU. Measured with benchmarks/engine_speed.py on
 # a 2-core machine (shipped model, batch sizes 1-1024): ONNX Runtime read 2.6-4.5x more crops
-# per second than PyTorch eager with 1 thread and 7-16x with 2 threads (7,500-10,800 vs
-# 200-1,300 crops/s; the machine was shared with a training job), with the same
-# probabilities to within 1e-6. On CUDA: torch.
+# per second than PyTorch eager with 1 thread (8,500-9,200 vs 1,900-3,500 crops/s) and 7-48x
+# with 2 threads (7,500-10,800 vs 190-1,300 crops/s; the machine was shared with a training
+# job, which hurts PyTorch's threads most), with the same probabilities to within 1e-6.
+# On CUDA: torch.
 CPU_DEFAULT_ENGINE = "onnx"
 
 

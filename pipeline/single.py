@@ -339,10 +339,8 @@ def predict_images(
         pending.clear()
 
     for path in files:
-        page_no = 1
         try:
             for page in read_pages(path, max_pixels=max_pixels):
-                page_no = page.number
                 try:
                     crop: np.ndarray | None = normalise_digit_image(page.image)
                     error = None

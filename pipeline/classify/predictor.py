@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from ..types import DigitCrop, DigitPrediction
 from .checkpoint import LoadedModel
 from .model import DigitNet
@@ -164,8 +165,6 @@ class OnnxPredictor(BasePredictor):
         file: str | None = None,
     ) -> None:
         import onnxruntime as ort
-
-        from ..errors import ModelError
 
         self.metadata = dict(metadata)
         self.batch_size = max(1, int(batch_size))
