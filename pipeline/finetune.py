@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import augment_batch
 from .classify.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from .config import FinetuneConfig
 from .data import load_crop_folder, load_mnist
@@ -32,7 +31,7 @@ from .errors import ConfigError, DigitformError
 from .io import read_pages
 from .nondigits import make_nondigits
 from .single import normalise_digit_image
-from .train import ProgressFn, predict_logits, resolve_device, seed_everything, to_input
+from .train import ProgressFn, predict_logits, resolve_device, seed_everything, train_step
 
 log = logging.getLogger(__name__)
 
@@ -241,13 +240,8 @@ def finetune(cfg: FinetuneConfig, *, model: LoadedModel | None = None, progress:
                 j = torch.randint(0, len(nd_tr), (k,), generator=gen)
                 xb = torch.cat([xb, nd_tr[j]])
                 yb = torch.cat([yb, torch.full((k,), REJECT, dtype=yb.dtype)])
-            xb = augment_batch(xb.clone(), cfg.augment, gen).to(device)
-            loss = F.cross_entropy(net(to_input(xb, pre)), yb.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += float(loss.detach()) * len(xb)
+            loss = train_step(net, opt, sched, xb, yb, pre, device, cfg.augment, gen)
+            tot += loss * len(xb)
             seen += len(xb)
             if progress:
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps, {"epoch": epoch + 1, "loss": tot / seen})

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .classify.checkpoint import DEFAULT_PREPROCESS, LoadedModel, save_checkpoint
 from .classify.model import DigitNet
-from .config import TrainConfig
+from .config import AugmentConfig, TrainConfig
 from .data import load_mnist
 from .nondigits import make_nondigits
 from .errors import ConfigError
@@ -85,6 +85,32 @@ def predict_logits(net: DigitNet, images: torch.Tensor, preprocess: dict[str, An
     for i in range(0, len(images), batch):
         out.append(net(to_input(images[i : i + batch].to(device), preprocess)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 10)
+
+
+def train_step(
+    net: DigitNet,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    preprocess: dict[str, Any],
+    device: torch.device,
+    augment: AugmentConfig,
+    gen: torch.Generator,
+) -> float:
+    """One optimiser step on an augmented batch; returns the batch's mean cross-entropy.
+
+    Args:
+        xb: (N, 1, 28, 28) float32 crops in [0, 1] on the CPU (augmented here).
+        yb: (N,) int64 labels (10 = not a digit for 11-class models).
+    """
+    x = augment_batch(xb.clone(), augment, gen).to(device)
+    loss = F.cross_entropy(net(to_input(x, preprocess)), yb.to(device))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
 
 
 @dataclass
@@ -177,14 +203,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
                 j = torch.randint(0, len(nd_tr), (extra,), generator=gen)
                 xb = torch.cat([xb, nd_tr[j]])
                 yb = torch.cat([yb, torch.full((extra,), 10, dtype=yb.dtype)])
-            xb = augment_batch(xb.clone(), cfg.augment, gen).to(device)
-            yb = yb.to(device)
-            loss = F.cross_entropy(net(to_input(xb, pre)), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot_loss += float(loss.detach()) * len(idx)
+            loss = train_step(net, opt, sched, xb, yb, pre, device, cfg.augment, gen)
+            tot_loss += loss * len(idx)
             seen += len(idx)
             if progress and (b % 20 == 0 or b == steps - 1):
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps, {"epoch": epoch + 1, "loss": tot_loss / seen})
