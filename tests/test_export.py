@@ -116,7 +116,7 @@ def test_exported_model_includes_normalisation_and_softmax(model: LoadedModel):
 
 def test_empty_batch(model: LoadedModel):
     p = OnnxPredictor(onnx_bytes(model), export_metadata(model, "onnx")).probabilities(np.zeros((0, 28, 28), np.float32))
-    assert p.shape == (0, 10)
+    assert p.shape == (0, len(model.classes))
 
 
 # --------------------------------------------------------------------------- files and metadata
@@ -131,9 +131,9 @@ def test_onnx_export_writes_model_and_metadata(model: LoadedModel, tmp_path: Pat
     assert META_KEYS | {"opset"} <= set(meta)
     assert meta["model_format"] == "onnx" and meta["input_name"] == INPUT_NAME and meta["output_name"] == OUTPUT_NAME
     assert meta["preprocess"] == {"size": 28, "box": 20, "centre": "mass", "ink": "1.0", "mean": 0.1307, "std": 0.3081}
-    assert meta["classes"] == list("0123456789")
+    assert meta["classes"] == list(model.classes) and meta["classes"][:10] == list("0123456789")
     assert meta["temperature"] == pytest.approx(model.temperature) and meta["threshold"] == model.threshold
-    assert meta["input"]["shape"] == ["N", 1, 28, 28] and meta["output"]["shape"] == ["N", 10]
+    assert meta["input"]["shape"] == ["N", 1, 28, 28] and meta["output"]["shape"] == ["N", len(model.classes)]
     assert len(meta["source_sha256"]) == 64 and meta["source_checkpoint"] == str(model.path)
     proto = onnx.load(str(out))
     assert json.loads({p.key: p.value for p in proto.metadata_props}[METADATA_KEY]) == meta

@@ -42,5 +42,6 @@ def test_cuda_probabilities_match_cpu(batch_size):
 
 
 def test_cuda_empty_stack():
-    p = Predictor(load_checkpoint(None, "cuda"), torch.device("cuda")).probabilities(np.zeros((0, 28, 28), np.float32))
-    assert p.shape == (0, 10)
+    model = load_checkpoint(None, "cuda")
+    p = Predictor(model, torch.device("cuda")).probabilities(np.zeros((0, 28, 28), np.float32))
+    assert p.shape == (0, len(model.classes))
