@@ -166,8 +166,8 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
         if flat_f:
             p1 = probs_all[pos : pos + len(idx)]
             pos += len(idx)
-            s0 = float(np.log(p0.max(1) + 1e-9).mean())
-            s1 = float(np.log(p1.max(1) + 1e-9).mean())
+            s0 = float(np.log(p0[:, :10].max(1) + 1e-9).mean())  # digit classes only, not "reject"
+            s1 = float(np.log(p1[:, :10].max(1) + 1e-9).mean())
             if s1 > s0 + ORIENTATION_MARGIN:
                 upside_down, flat, p0 = True, flat_f, p1
         preds = prediction_list(flat, idx, p0)
