@@ -135,6 +135,22 @@ def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = Fals
                 keep[i] = False
             elif bw >= 0.8 * w and bh <= lw and (cym < 0.2 * h or cym > 0.8 * h):
                 keep[i] = False
+        # the same for a dashed or dotted box line: thin pieces in one narrow strip near a
+        # side that together run most of that side
+        for vertical in (True, False):
+            pieces = [i for i in np.nonzero(keep)[0]
+                      if (stats[i, 2] <= lw if vertical else stats[i, 3] <= lw)]
+            for edge in (0.0, 1.0):
+                near = [i for i in pieces
+                        if abs((stats[i, 0] + stats[i, 2] / 2 - cx0) / w - edge) < 0.2] if vertical else \
+                       [i for i in pieces if abs((stats[i, 1] + stats[i, 3] / 2 - cy0) / h - edge) < 0.2]
+                if len(near) < 2:
+                    continue
+                lo = min(stats[i, 1] if vertical else stats[i, 0] for i in near)
+                hi = max((stats[i, 1] + stats[i, 3]) if vertical else (stats[i, 0] + stats[i, 2]) for i in near)
+                pos = [stats[i, 0] + stats[i, 2] / 2 if vertical else stats[i, 1] + stats[i, 3] / 2 for i in near]
+                if hi - lo >= 0.8 * (h if vertical else w) and max(pos) - min(pos) <= lw:
+                    keep[near] = False
     kept = keep[labels]
     inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
     if not kept.any():
