@@ -116,6 +116,8 @@ def _band_cells(
             bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
             if bx1 - bx0 < min_side * s.min_aspect:
                 continue
+            if abs(b.t - a.t) > max(2.0, 0.5 * max(a.t, b.t)):
+                continue  # rulings of one band are printed alike; a thick handwritten bar is no ruling
             # a ruling line across the band in between makes it two bands (table rows)
             reach = min(2 * max_thick, 0.1 * (bx1 - bx0))
             t_rule = (a.t + b.t) / 2
