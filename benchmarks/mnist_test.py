@@ -20,7 +20,7 @@ from pipeline.classify.checkpoint import load_checkpoint
 from pipeline.classify.predictor import Predictor
 from pipeline.data import load_mnist
 from pipeline.evaluate import ece
-from pipeline.train import resolve_device
+from pipeline.classify.predictor import resolve_device
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from .classify.checkpoint import default_checkpoint_path, load_checkpoint, store
 from .classify.predictor import Predictor
 from .config import RunSettings, build
 from .errors import ConfigError, OutputError
-from .train import resolve_device
+from .classify.predictor import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from .errors import ConfigError, DigitformError
 from .io import read_pages
 from .nondigits import make_nondigits
 from .single import normalise_digit_image
-from .train import ProgressFn, predict_logits, resolve_device, seed_everything, train_step
+from .classify.predictor import resolve_device
+from .train import ProgressFn, predict_logits, seed_everything, train_step
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from .config import RunSettings
 from .errors import ConfigError, DigitformError, InputError
 from .io import find_scans, read_pages
 from .segment import segment_cell
-from .train import resolve_device
+from .classify.predictor import resolve_device
 from .types import DigitCrop, FormResult, Page, PageLayout, PageStatus
 
 log = logging.getLogger(__name__)

@@ -313,7 +313,7 @@ def predict_images(
             ``device="cuda"`` without a GPU, or a threshold outside [0, 1].
     """
     from .config import RunSettings, build
-    from .train import resolve_device
+    from .classify.predictor import resolve_device
 
     settings = build(RunSettings, None, device=device, min_confidence=threshold, batch_size=batch_size)
     files = find_scans([Path(p) for p in paths])

@@ -17,27 +17,14 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .classify.checkpoint import DEFAULT_PREPROCESS, LoadedModel, save_checkpoint
 from .classify.model import DigitNet
+from .classify.predictor import resolve_device
 from .config import AugmentConfig, TrainConfig
 from .data import load_mnist
 from .nondigits import make_nondigits
-from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]  # (phase, done, total, metrics)
-
-
-def resolve_device(name: str) -> torch.device:
-    """Map "auto" | "cpu" | "cuda" to a torch device.
-
-    Raises:
-        ConfigError: "cuda" asked for on a machine without a usable GPU.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch", hint="use --device cpu or auto")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..errors import ConfigError
 from ..types import DigitCrop, DigitPrediction
 from .checkpoint import LoadedModel
 from .model import DigitNet
@@ -18,6 +19,20 @@ from .model import DigitNet
 log = logging.getLogger(__name__)
 
 N_ALTERNATIVES = 2  # runner-up digits reported per cell
+
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map "auto" | "cpu" | "cuda" to a torch device.
+
+    Raises:
+        ConfigError: "cuda" asked for on a machine without a usable GPU.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch", hint="use --device cpu or auto")
+    return torch.device(name)
 
 
 class CalibratedNet(nn.Module):
