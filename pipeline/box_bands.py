@@ -107,12 +107,18 @@ def _band_cells(
     segs.sort(key=lambda g: g.y)
     cells: list[_Cell] = []
     for i, a in enumerate(segs):
+        # the stretches of this ruling already closed by a band below it: a bottom ruling
+        # broken by a stroke that crosses it closes the band piece by piece
+        closed = np.zeros(a.x1 - a.x0, bool)
         for b in segs[i + 1 :]:
             dy = b.y - a.y
             if dy < min_side:
                 continue
-            if dy > max_side:
+            if dy > max_side or closed.mean() > 0.95:
                 break
+            under = closed[max(0, b.x0 - a.x0) : max(0, b.x1 - a.x0)]
+            if under.size and under.mean() > 0.8:
+                continue
             bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
             if bx1 - bx0 < min_side * s.min_aspect:
                 continue
@@ -179,6 +185,22 @@ def _band_cells(
             ]
             if found:
                 cells.extend(found)
-                break  # the nearest line below that frames cells closes this band
-    return cells
+                closed[max(0, bx0 - a.x0) : max(0, bx1 - a.x0)] = True
+    return _dedupe(cells)
+
+
+def _dedupe(cells: list[_Cell], overlap: float = 0.5) -> list[_Cell]:
+    """Drop cells that overlap an earlier one (IoU > overlap): a ruling can close two bands."""
+    out: list[_Cell] = []
+    for c in cells:
+        if all(_iou(c, d) <= overlap for d in out):
+            out.append(c)
+    return out
+
+
+def _iou(a: _Cell, b: _Cell) -> float:
+    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    return inter / float(a.w * a.h + b.w * b.h - inter)
 
