@@ -17,7 +17,7 @@ from .classify.predictor import BasePredictor, Predictor, prediction_list
 from .config import RunSettings
 from .errors import ConfigError, DigitformError, InputError
 from .io import find_scans, read_pages
-from .segment import segment_cell
+from .segment import segment_cell, segment_cell_both
 from .classify.predictor import resolve_device
 from .types import DigitCrop, FormResult, Page, PageLayout, PageStatus
 
@@ -136,11 +136,12 @@ class _Prepared:
 def prepare_page(page: Page, *, orientation: bool = True) -> _Prepared:
     """Align, find boxes and segment one page (the CPU-bound part, before classification)."""
     layout = find_fields(align_page(page))
-    crops = [[segment_cell(layout, c) for c in f.cells] for f in layout.fields]
-    flipped = None
-    if orientation and any(not c.blank for fc in crops for c in fc):
-        flipped = [[segment_cell(layout, c, upside_down=True) for c in f.cells] for f in layout.fields]
-    return _Prepared(layout, crops, flipped)
+    if not orientation:
+        return _Prepared(layout, [[segment_cell(layout, c) for c in f.cells] for f in layout.fields], None)
+    pairs = [[segment_cell_both(layout, c) for c in f.cells] for f in layout.fields]
+    crops = [[up for up, _ in fp] for fp in pairs]
+    flipped = [[turned for _, turned in fp] for fp in pairs]
+    return _Prepared(layout, crops, flipped if any(not c.blank for fc in crops for c in fc) else None)
 
 
 def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, threshold: float) -> list[FormResult]:

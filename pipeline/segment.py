@@ -94,7 +94,20 @@ def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = Fals
     Returns:
         A ``DigitCrop``: (28, 28) float32 in [0, 1], ink = 1; zeros when blank.
     """
-    s = settings or SegmentSettings()
+    return _segment(layout, cell, settings or SegmentSettings(), (upside_down,))[0]
+
+
+def segment_cell_both(layout: PageLayout, cell: DigitBox, *, settings: SegmentSettings | None = None) -> tuple[DigitCrop, DigitCrop]:
+    """``segment_cell`` as stored and turned 180 degrees, from one segmentation (orientation test).
+
+    Returns:
+        (upright, turned) crops; both blank or both not.
+    """
+    upright, turned = _segment(layout, cell, settings or SegmentSettings(), (False, True))
+    return upright, turned
+
+
+def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...]) -> tuple[DigitCrop, ...]:
     x, y, w, h = cell.aligned_box
     H, W = layout.ink.shape
     m = int(round(s.margin * max(w, h)))
@@ -154,16 +167,14 @@ def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = Fals
     kept = keep[labels]
     inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
     if not kept.any():
-        return DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0)
+        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0) for _ in turns)
     ys, xs = np.nonzero(kept)
     by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     if inked < s.blank_ink or max(by1 - by0, bx1 - bx0) < s.blank_extent * h:
-        return DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked)
+        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked) for _ in turns)
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
     if top > 0:
         patch = np.clip(patch / top, 0.0, 1.0)
-    if upside_down:
-        patch = patch[::-1, ::-1]
-    return DigitCrop(cell, to_mnist(np.ascontiguousarray(patch)), False, inked)
+    return tuple(DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked) for t in turns)

@@ -118,3 +118,17 @@ def test_upside_down_rotates_the_crop():
     # centre of mass sits at index 14, so a 180-degree turn of the array moves it to 13: roll back by 1
     assert np.abs(np.roll(np.rot90(a, 2), (1, 1), axis=(0, 1)) - b).mean() < 0.03
     assert np.abs(a - b).mean() > 0.05
+
+
+def test_both_orientations_from_one_segmentation_match_the_single_calls():
+    from pipeline.segment import segment_cell_both
+
+    def draw(img, x, y, s):
+        cv2.putText(img, "4", (x + 15, y + 48), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 0, 4)
+
+    lay = _one_cell_page(draw)
+    for cell in lay.fields[0].cells:
+        up, turned = segment_cell_both(lay, cell)
+        assert np.array_equal(up.pixels, segment_cell(lay, cell).pixels)
+        assert np.array_equal(turned.pixels, segment_cell(lay, cell, upside_down=True).pixels)
+        assert up.blank == turned.blank
