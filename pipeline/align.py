@@ -51,13 +51,14 @@ def align_page(page: Page, *, max_skew: float = 10.0, min_skew: float = 0.15) ->
     """
     grey = page.image
     length = line_length(grey.shape)
-    horiz, _ = ruling_lines(normalise_ink(grey), length)
+    ink = normalise_ink(grey)
+    horiz, _ = ruling_lines(ink, length)
     angle, support = estimate_skew(horiz, length)
     score = float(min(1.0, support / max(grey.shape[1], 1)))
     if abs(angle) < min_skew or abs(angle) > max_skew:
         if abs(angle) > max_skew:
             log.info("%s p%d: skew %.1f deg beyond %.1f, not corrected", page.source, page.number, angle, max_skew)
-        return AlignedPage(page, grey, np.eye(3), 0, 0.0, score if abs(angle) <= max_skew else 0.0)
+        return AlignedPage(page, grey, np.eye(3), 0, 0.0, score if abs(angle) <= max_skew else 0.0, ink=ink)
     # rotating by -angle (clockwise when angle > 0) levels lines that rise to the right
     fwd, (nw, nh) = rotation_matrix(grey.shape, -angle)
     img = cv2.warpAffine(grey, fwd[:2], (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)

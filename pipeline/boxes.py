@@ -156,7 +156,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
         A page with no cells gives an empty ``fields`` tuple (not an error).
     """
     s = settings or BoxSettings()
-    ink = normalise_ink(aligned.image)
+    ink = aligned.ink if aligned.ink is not None else normalise_ink(aligned.image)
     mask = ink_mask(ink)
     length = line_length(mask.shape)
     pl = page_lines(ink, length)

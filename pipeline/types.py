@@ -66,6 +66,7 @@ class AlignedPage:
     rotation: int  # quarter-turn correction applied, degrees in {0, 90, 180, 270}, counter-clockwise
     skew: float  # deskew rotation applied, degrees, counter-clockwise positive
     score: float  # confidence of the alignment in [0, 1] (1 = sure)
+    ink: np.ndarray | None = None  # (H', W') float32 morph.normalise_ink(image) when align already has it, else None
 
     def box_to_source(self, box: Box) -> Box:
         """Map an axis-aligned box from aligned pixels to its bounding box in source pixels.
