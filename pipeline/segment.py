@@ -77,6 +77,43 @@ def _strokes(ink: np.ndarray, lines: np.ndarray, interior: np.ndarray, level: fl
     return strokes | ((across_h | across_v) & line & mask)
 
 
+def _drop_leftover_box_lines(stats: np.ndarray, keep: np.ndarray, origin: tuple[int, int], size: tuple[int, int], lw: float) -> None:
+    """Unkeep components that are a box line left in the cell (the cell was found a little off
+    its box): thin, straight, within 20% of a side and running over 80% of it, either as one
+    piece or as the dashes of a dashed or dotted line lying in one narrow strip. A "1" written
+    in the middle of the cell is not touched.
+
+    Args:
+        stats: ``cv2.connectedComponentsWithStats`` stats, (n, 5) int32, region pixels.
+        keep: (n,) bool, updated in place.
+        origin: (x, y) of the cell interior in region pixels. size: (w, h) of the interior.
+        lw: widest run that counts as a line, pixels.
+    """
+    def centre(i: int, axis: int) -> float:
+        return (stats[i, axis] + stats[i, axis + 2] / 2 - origin[axis]) / size[axis]
+
+    # axis 0: a vertical line (thin across x, long along y); axis 1: a horizontal line
+    for i in np.nonzero(keep)[0]:
+        for across in (0, 1):
+            along = 1 - across
+            c = centre(i, across)
+            if stats[i, along + 2] >= 0.8 * size[along] and stats[i, across + 2] <= lw and (c < 0.2 or c > 0.8):
+                keep[i] = False
+                break
+    for across in (0, 1):
+        along = 1 - across
+        pieces = [i for i in np.nonzero(keep)[0] if stats[i, across + 2] <= lw]
+        for edge in (0.0, 1.0):
+            near = [i for i in pieces if abs(centre(i, across) - edge) < 0.2]
+            if len(near) < 2:
+                continue
+            lo = min(stats[i, along] for i in near)
+            hi = max(stats[i, along] + stats[i, along + 2] for i in near)
+            pos = [stats[i, across] + stats[i, across + 2] / 2 for i in near]
+            if hi - lo >= 0.8 * size[along] and max(pos) - min(pos) <= lw:
+                keep[near] = False
+
+
 def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = False, settings: SegmentSettings | None = None) -> DigitCrop:
     """Cut one cell out of its page as an MNIST-style crop.
 
@@ -138,32 +175,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         area = stats[:, cv2.CC_STAT_AREA]
         keep = (lab_core >= min_px) & (lab_in >= s.min_inside * area)
         keep[0] = False
-        # a leftover box line (the cell was found a little off its box): long, thin, straight,
-        # and near an edge of the cell, not in the middle where a "1" is written
-        lw = max(3.0, 2.5 * layout.line_width)
-        for i in np.nonzero(keep)[0]:
-            bx, by_, bw, bh = stats[i, 0], stats[i, 1], stats[i, 2], stats[i, 3]
-            cxm, cym = bx + bw / 2 - cx0, by_ + bh / 2 - cy0
-            if bh >= 0.8 * h and bw <= lw and (cxm < 0.2 * w or cxm > 0.8 * w):
-                keep[i] = False
-            elif bw >= 0.8 * w and bh <= lw and (cym < 0.2 * h or cym > 0.8 * h):
-                keep[i] = False
-        # the same for a dashed or dotted box line: thin pieces in one narrow strip near a
-        # side that together run most of that side
-        for vertical in (True, False):
-            pieces = [i for i in np.nonzero(keep)[0]
-                      if (stats[i, 2] <= lw if vertical else stats[i, 3] <= lw)]
-            for edge in (0.0, 1.0):
-                near = [i for i in pieces
-                        if abs((stats[i, 0] + stats[i, 2] / 2 - cx0) / w - edge) < 0.2] if vertical else \
-                       [i for i in pieces if abs((stats[i, 1] + stats[i, 3] / 2 - cy0) / h - edge) < 0.2]
-                if len(near) < 2:
-                    continue
-                lo = min(stats[i, 1] if vertical else stats[i, 0] for i in near)
-                hi = max((stats[i, 1] + stats[i, 3]) if vertical else (stats[i, 0] + stats[i, 2]) for i in near)
-                pos = [stats[i, 0] + stats[i, 2] / 2 if vertical else stats[i, 1] + stats[i, 3] / 2 for i in near]
-                if hi - lo >= 0.8 * (h if vertical else w) and max(pos) - min(pos) <= lw:
-                    keep[near] = False
+        _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
     kept = keep[labels]
     inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
     if not kept.any():
