@@ -166,6 +166,11 @@ def _scan(c: PageCtx, img: np.ndarray, fmt: str, rotation: int) -> tuple[np.ndar
         meta["scan_edge"] = ["left", "right", "top", "bottom"][side]
     if c.chance(0.7):
         sigma = c.u(*st.blur_mm) * c.dpi / 25.4
+        if fmt in ("png1", "tif1"):
+            # A bilevel scan whose blur leaves the thinnest box ruling paler than the threshold
+            # erases the boxes (no template-free reader could find them): keep sigma below
+            # t / 2.6, where a t-px line still reaches ~80% of its contrast (erf(t / (2 sqrt(2) sigma))).
+            sigma = min(sigma, c.thinnest / 2.6)
         img = cv2.GaussianBlur(img, (0, 0), sigma)
         meta["blur_px"] = round(sigma, 2)
     if c.chance(0.6):

@@ -52,6 +52,7 @@ class PageCtx:
     x0: int
     x1: int
     y1: int
+    thinnest: int = 99  # thinnest digit-box ruling drawn so far, px (the scan keeps it visible)
     fields: list[DrawnField] = field(default_factory=list)
     mnist_used: list[int] = field(default_factory=list)
 
@@ -123,10 +124,11 @@ def _write_digits(c: PageCtx, f: DrawnField, t: int) -> None:
         px = x0 + (cw - dw) / 2 + c.u(-0.8, 0.8) * max(0, cw - dw) / 2
         py = y0 + (ch - dh) / 2 + c.u(-0.8, 0.8) * max(0, ch - dh) / 2
         if c.chance(c.st.p_stray):  # a stroke crosses the ruling
-            over = t + c.u(0.1, 0.35) * dh
+            frac = c.u(0.1, 0.35)  # share of the digit's height (or width) beyond the ruling
             side = c.rng.choice(["down", "right", "up", "left"], p=[0.4, 0.25, 0.2, 0.15])
-            px, py = {"down": (px, y1 - dh + over), "up": (px, y0 - over), "right": (x1 - dw + over, py),
-                      "left": (x0 - over, py)}[str(side)]
+            ov, oh = t + frac * dh, t + frac * dw
+            px, py = {"down": (px, y1 - dh + ov), "up": (px, y0 - ov), "right": (x1 - dw + oh, py),
+                      "left": (x0 - oh, py)}[str(side)]
         dr.paste_ink(c.canvas, alpha, int(round(px)), int(round(py)), c.pen)
         f.digits.append(int(c.labels[idx]))
         c.mnist_used.append(idx)
@@ -141,6 +143,7 @@ def _field_row(c: PageCtx, y: int, wanted: int) -> int | None:
     w = max(4, int(round(h * c.u(lo, hi))))
     t = int(np.clip(round(c.u(*st.line_mm) * c.dpi / 25.4), 1, 4))
     tf = min(4, t + int(rng.integers(1, 3))) if c.chance(st.p_frame) else t
+    c.thinnest = min(c.thinnest, t)
     colour, dash = _ruling(c)
     cap = c.px(c.u(2.5, 3.8))
     label = str(rng.choice(LABELS))
