@@ -29,10 +29,15 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) ->
         x, y, w, h, area = stats[i]
         if w < bridge:
             continue
-        # median thickness over its columns: strokes that cross the line do not count
-        t = float(np.median((labels[y : y + h, x : x + w] == i).sum(axis=0)))
+        # median thickness and centre row over its columns: strokes that cross the line (a
+        # heavy digit merged into its component pulls the centroid off the ruling) do not count
+        comp = labels[y : y + h, x : x + w] == i
+        counts = comp.sum(axis=0)
+        t = float(np.median(counts))
+        rows = (comp * np.arange(h)[:, None]).sum(axis=0)[counts > 0] / counts[counts > 0]
+        yc = y + float(np.median(rows)) if rows.size else float(cents[i][1])
         if t <= max_thick and w >= bridge:
-            segs.append(_Seg(int(x), int(x + w), float(cents[i][1]), float(t)))
+            segs.append(_Seg(int(x), int(x + w), yc, float(t)))
     segs.sort(key=lambda g: (round(g.y), g.x0))
     joined: list[_Seg] = []
     for g in sorted(segs, key=lambda g: g.x0):
