@@ -75,7 +75,9 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list
     if len(group) < 2:
         return group
     group = sorted(group, key=lambda c: c.x)
-    med = float(np.median([c.w for c in group])) if len(group) >= 3 else None
+    # the row's usual width, from the cells that are not themselves halves (aspect >= 0.6)
+    whole = [c.w for c in group if c.w / c.h >= 0.6] or [c.w for c in group]
+    med = float(np.median(whole)) if len(group) >= 3 else None
 
     def narrow(c: _Cell) -> bool:
         return c.w / c.h < 0.6 or (c.w < 0.75 * med if med else c.w / c.h < 0.75)

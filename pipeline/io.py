@@ -102,10 +102,14 @@ def read_pages(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[
 
     Every page of a TIFF is read (multi-page scans); other formats give their first frame
     only (a JPEG's MPO preview or a GIF's animation frames are not pages). Each page is
-    converted to grey (ITU-R 601-2 luma, Pillow's ``convert("L")``):
+    converted to grey:
 
     * ``1`` (1-bit, e.g. CCITT Group 4 TIFF from document scanners): 0 / 255;
-    * ``L``: as stored; ``RGB`` / ``CMYK`` / ``P`` / other colour modes: luma;
+    * ``L``: as stored;
+    * ``RGB`` / ``CMYK`` / ``P`` / other colour modes: the darkest of R, G, B per pixel.
+      Box rulings printed in a light "dropout colour" (red, blue) absorb one channel
+      strongly; luma (ITU-R 601-2) would leave a light blue ruling at ~85% white, too faint
+      to find, where its darkest channel keeps ~55%. Black and blue pen ink stay dark either way;
     * ``RGBA`` / ``LA`` / ``PA`` / ``P`` with transparency: composited onto white, so a
       transparent background is paper;
     * ``I;16*`` (16-bit): scaled by 255 / 65535; ``I`` (32-bit int): the same when its values
@@ -215,8 +219,12 @@ def _to_grey(im: Image.Image) -> np.ndarray:
     if mode == "P" and "transparency" in im.info:
         im, mode = im.convert("RGBA"), "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        la = np.asarray(im.convert("LA"), dtype=np.float32)
-        grey, alpha = la[..., 0], la[..., 1] / 255.0
+        if mode in ("LA", "La"):
+            la = np.asarray(im.convert("LA"), dtype=np.float32)
+            grey, alpha = la[..., 0], la[..., 1] / 255.0
+        else:
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+            grey, alpha = rgba[..., :3].min(axis=2), rgba[..., 3] / 255.0
         out = 255.0 - (255.0 - grey) * alpha  # "over" a white background
         return np.ascontiguousarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
     if mode.startswith("I;16"):
@@ -236,12 +244,11 @@ def _to_grey(im: Image.Image) -> np.ndarray:
             return np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8)
         return _stretch(np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo))
     if mode == "L":
-        grey = im
-    elif mode in ("1", "RGB"):
-        grey = im.convert("L")
-    else:  # P, CMYK, YCbCr, LAB, HSV, RGBX, ...: through RGB
-        grey = im.convert("RGB").convert("L")
-    return np.array(grey, dtype=np.uint8)
+        return np.array(im, dtype=np.uint8)
+    if mode == "1":
+        return np.array(im.convert("L"), dtype=np.uint8)
+    # RGB, P, CMYK, YCbCr, LAB, HSV, RGBX, ...: darkest channel of RGB (see read_pages)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8).min(axis=2))
 
 
 def _scale16(a: np.ndarray) -> np.ndarray:

@@ -91,7 +91,6 @@ def test_upside_down_page_still_finds_cells():
     _assert_matches(_layout(img), truth)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_LIMIT)
 def test_noise_blur_and_uneven_light():
     d = draw_page(seed=5)
     rng = np.random.default_rng(0)

@@ -356,3 +356,19 @@ def test_multipage_tiff_corrupt_second_page(tmp_path: Path) -> None:
         next(it)
     _assert_one_line(err, p)
     assert err.value.page_index == 1
+
+
+def test_colour_pages_keep_dropout_rulings_dark(tmp_path: Path) -> None:
+    # a light blue and a light red ruling: grey is their darkest channel, not luma
+    rgb = np.full((20, 30, 3), 255, np.uint8)
+    rgb[5] = (150, 220, 255)
+    rgb[10] = (255, 140, 140)
+    rgb[15] = (20, 30, 120)  # blue pen ink
+    p = tmp_path / "dropout.png"
+    Image.fromarray(rgb, "RGB").save(p)
+    img = _one(p).image
+    assert img[5, 3] == 150 and img[10, 3] == 140 and img[15, 3] == 20
+    assert img[0, 0] == 255
+    rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "dropout_a.png")
+    assert _one(tmp_path / "dropout_a.png").image[5, 3] == 150
