@@ -178,15 +178,22 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
     kept = keep[labels]
     inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
+    # ink inside the cell that was dropped as belonging elsewhere (a neighbour's digit, a
+    # label, a mark straying in) - when large, the verdict on this cell is doubtful
+    dropped = (labels > 0) & ~kept
+    dropped[inside == 0] = False
+    stray = float(dropped.sum()) / float(w * h)
     if not kept.any():
-        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0) for _ in turns)
+        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0, stray) for _ in turns)
     ys, xs = np.nonzero(kept)
     by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     if inked < s.blank_ink or max(by1 - by0, bx1 - bx0) < s.blank_extent * h:
-        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked) for _ in turns)
+        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray) for _ in turns)
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
     if top > 0:
         patch = np.clip(patch / top, 0.0, 1.0)
-    return tuple(DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked) for t in turns)
+    return tuple(
+        DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray) for t in turns
+    )

@@ -126,6 +126,7 @@ class DigitCrop:
     pixels: np.ndarray  # (28, 28) float32 in [0, 1], ink = 1.0, paper = 0.0; digit in 20x20, CoM-centred
     blank: bool  # True when the cell holds no mark
     ink: float  # share of the cell interior covered by kept ink, in [0, 1]
+    stray: float = 0.0  # share of the cell interior covered by ink judged to belong elsewhere (dropped marks), in [0, 1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.assemble import FLAG_EMBEDDED_BLANK, FLAG_LOW_CONFIDENCE, assemble_form
+from pipeline.assemble import FLAG_EMBEDDED_BLANK, FLAG_LOW_CONFIDENCE, FLAG_STRAY_INK, STRAY_LEVEL, assemble_form
 from pipeline.classify.predictor import N_ALTERNATIVES, blank_prediction, prediction_from_probs
 from pipeline.types import (
     AlignedPage,
@@ -273,3 +273,17 @@ def test_eleven_class_probabilities_give_reject_and_digit_confidence():
     p[3], p[10] = 0.3, 0.7
     out = prediction_from_probs(p)
     assert out.digit == 3 and out.reject == pytest.approx(0.7) and out.confidence == pytest.approx(0.3)
+
+
+def test_blank_verdict_over_much_dropped_ink_is_flagged_stray_ink():
+    lay = make_layout([3])
+    cells = lay.fields[0].cells
+    crops = [[
+        DigitCrop(cells[0], np.zeros((28, 28), np.float32), False, 0.15, 0.0),  # a digit
+        DigitCrop(cells[1], np.zeros((28, 28), np.float32), True, 0.0, STRAY_LEVEL + 0.01),  # blank, a neighbour's mark in it
+        DigitCrop(cells[2], np.zeros((28, 28), np.float32), True, 0.0, STRAY_LEVEL / 5),  # blank, a speck of a neighbour
+    ]]
+    form = assemble_form(lay, crops, [[pred(4), pred(None, 1.0), pred(None, 1.0)]], threshold=0.9)
+    d = form.fields[0].digits
+    assert [x.flagged for x in d] == [False, True, False]
+    assert form.fields[0].flags == (FLAG_STRAY_INK,) and form.status.value == "needs_review"

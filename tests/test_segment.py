@@ -132,3 +132,16 @@ def test_both_orientations_from_one_segmentation_match_the_single_calls():
         assert np.array_equal(up.pixels, segment_cell(lay, cell).pixels)
         assert np.array_equal(turned.pixels, segment_cell(lay, cell, upside_down=True).pixels)
         assert up.blank == turned.blank
+
+
+def test_ink_judged_to_belong_elsewhere_is_measured_as_stray():
+    def draw(img, x, y, s):
+        # a heavy blob straddling the wall right of the middle cell, most of it in the right
+        # cell: the right cell keeps it, the middle cell drops its share as stray ink
+        cv2.circle(img, (x + s + 8, y + s // 2), 18, 0, -1)
+
+    lay = _one_cell_page(draw)
+    left, mid, right = (segment_cell(lay, c) for c in lay.fields[0].cells)
+    assert left.stray == 0.0
+    assert mid.blank and mid.stray > 0.05  # the mark's part inside the middle cell, dropped
+    assert not right.blank and right.stray == 0.0
