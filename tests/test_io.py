@@ -367,8 +367,11 @@ def test_colour_pages_keep_dropout_rulings_dark(tmp_path: Path) -> None:
     p = tmp_path / "dropout.png"
     Image.fromarray(rgb, "RGB").save(p)
     img = _one(p).image
-    assert img[5, 3] == 150 and img[10, 3] == 140 and img[15, 3] == 20
-    assert img[0, 0] == 255
+    luma = np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+    for row in (5, 10, 15):  # mean of the darkest channel and luma
+        assert abs(int(img[row, 3]) - (int(rgb[row, 3].min()) + int(luma[row, 3])) / 2) <= 1
+    assert int(img[5, 3]) < int(luma[5, 3]) - 20 and int(img[10, 3]) < int(luma[10, 3]) - 10  # darker than luma
+    assert img[15, 3] < 40 and img[0, 0] == 255
     rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "dropout_a.png")
-    assert _one(tmp_path / "dropout_a.png").image[5, 3] == 150
+    assert _one(tmp_path / "dropout_a.png").image[5, 3] == img[5, 3]
