@@ -36,9 +36,10 @@ def assemble_form(
 
     A digit (or a blank verdict) is flagged when its confidence is below ``threshold``, when
     the model's "not a digit" class outweighs ``REJECT_LEVEL``, or when segmentation dropped
-    much ink inside the cell as belonging elsewhere (``STRAY_LEVEL``; flag ``stray_ink``). A field is flagged when
-    any of its cells is, or when a blank cell sits between written digits. Field confidence is the product of its cells' confidences: the probability
-    that the whole field is right if cell errors are independent.
+    much ink inside the cell as belonging elsewhere (``STRAY_LEVEL``; flag ``stray_ink``).
+    A field is flagged when any of its cells is, or when a blank cell sits between written
+    digits. Field confidence is the product of its cells' confidences: the probability that
+    the whole field is right if cell errors are independent.
 
     Args:
         layout: the page layout, fields in the aligned page's reading order.

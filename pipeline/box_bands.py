@@ -23,19 +23,19 @@ class _Seg:
 
 def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) -> list[_Seg]:
     """Horizontal ruling segments (connected components of the line mask), collinear pieces joined."""
-    n, labels, stats, cents = cv2.connectedComponentsWithStats(horiz, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(horiz, connectivity=8)
     segs = []
     for i in range(1, n):
-        x, y, w, h, area = stats[i]
+        x, y, w, h, _ = stats[i]
         if w < bridge:
             continue
         # median thickness and centre row over its columns: strokes that cross the line (a
-        # heavy digit merged into its component pulls the centroid off the ruling) do not count
+        # heavy digit merged into its component pulls the centroid off the ruling) do not count;
+        # a connected component has pixels in every column of its bounding box
         comp = labels[y : y + h, x : x + w] == i
         counts = comp.sum(axis=0)
         t = float(np.median(counts))
-        rows = (comp * np.arange(h)[:, None]).sum(axis=0)[counts > 0] / counts[counts > 0]
-        yc = y + float(np.median(rows)) if rows.size else float(cents[i][1])
+        yc = y + float(np.median((comp * np.arange(h)[:, None]).sum(axis=0) / counts))
         if t <= max_thick and w >= bridge:
             segs.append(_Seg(int(x), int(x + w), yc, float(t)))
     segs.sort(key=lambda g: (round(g.y), g.x0))
@@ -48,6 +48,12 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) ->
         else:
             joined.append(_Seg(g.x0, g.x1, g.y, g.t))
     return [g for g in joined if g.x1 - g.x0 >= min_len]
+
+
+def _ruled(horiz_raw: np.ndarray, y: float, x0: int, x1: int) -> float:
+    """Mean over columns x0..x1 (exclusive) of the horizontal-line mask's maximum within 3 px
+    of row ``y``: 255 when a ruling runs along the whole stretch, 0 when none does."""
+    return float(horiz_raw[max(0, int(y) - 3) : int(y) + 4, x0:x1].max(axis=0).mean())
 
 
 def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, int]]:
@@ -152,17 +158,14 @@ def _band_cells(
             for wall in walls:
                 if kept and wall[0] - kept[-1][1] < 0.25 * hb:
                     g0, g1 = kept[-1][1], wall[0]
-                    gap_ruled = g1 > g0 and horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, g0:g1].max(axis=0).mean() > 0.5 * 255
+                    gap_ruled = g1 > g0 and _ruled(horiz_raw, a.y, g0, g1) > 0.5 * 255
                     if gap_ruled:
                         if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
                             kept[-1] = wall
                         continue
                 kept.append(wall)
-            def ruled(g0: int, g1: int) -> bool:
-                return g1 <= g0 or horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, g0:g1].max(axis=0).mean() > 0.5 * 255
-
             # a comb (every interval ruled, no gaps between boxes): keep its evenly spaced walls
-            comb = all(ruled(u[1], v[0]) for u, v in zip(kept, kept[1:]))
+            comb = all(v[0] <= u[1] or _ruled(horiz_raw, a.y, u[1], v[0]) > 0.5 * 255 for u, v in zip(kept, kept[1:]))
             walls = _comb_lattice(kept, hb, s) if comb else kept
             found = []
             wide = 0  # framed boxes too wide for one digit: table cells, free-text boxes
@@ -170,8 +173,8 @@ def _band_cells(
                 w = s1 - e0
                 if w < 0.15 * hb:
                     continue
-                top = horiz_raw[max(0, int(a.y) - 3) : int(a.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
-                bot = horiz_raw[max(0, int(b.y) - 3) : int(b.y) + 4, e0:s1].max(axis=0).mean() if w > 0 else 0
+                top = _ruled(horiz_raw, a.y, e0, s1) if w > 0 else 0
+                bot = _ruled(horiz_raw, b.y, e0, s1) if w > 0 else 0
                 if min(top, bot) < 0.85 * 255:
                     continue
                 if w / hb > s.max_aspect:

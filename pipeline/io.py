@@ -228,9 +228,8 @@ def _to_grey(im: Image.Image) -> np.ndarray:
             grey, alpha = la[..., 0], la[..., 1] / 255.0
         else:
             rgba = im.convert("RGBA")
-            dark = np.asarray(rgba, dtype=np.uint8)[..., :3].min(axis=2)
-            grey = _dropout_grey(dark, np.asarray(rgba.convert("L"), dtype=np.uint8)).astype(np.float32)
-            alpha = np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
+            grey = _colour_grey(rgba).astype(np.float32)
+            alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
         out = 255.0 - (255.0 - grey) * alpha  # "over" a white background
         return np.ascontiguousarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
     if mode.startswith("I;16"):
@@ -253,14 +252,16 @@ def _to_grey(im: Image.Image) -> np.ndarray:
         return np.array(im, dtype=np.uint8)
     if mode == "1":
         return np.array(im.convert("L"), dtype=np.uint8)
-    # RGB, P, CMYK, YCbCr, LAB, HSV, RGBX, ...: mean of luma and darkest channel (see read_pages)
+    return _colour_grey(im)  # RGB, P, CMYK, YCbCr, LAB, HSV, RGBX, ...
+
+
+def _colour_grey(im: Image.Image) -> np.ndarray:
+    """(H, W) uint8 mean of a colour frame's darkest R, G, B channel and its luma, rounded
+    (see ``read_pages``); any alpha channel is ignored."""
     rgb = im.convert("RGB")
-    return _dropout_grey(np.asarray(rgb, dtype=np.uint8).min(axis=2), np.asarray(rgb.convert("L"), dtype=np.uint8))
-
-
-def _dropout_grey(darkest: np.ndarray, luma: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 mean of a colour page's darkest channel and its luma, rounded."""
-    return ((darkest.astype(np.uint16) + luma.astype(np.uint16) + 1) // 2).astype(np.uint8)
+    darkest = np.asarray(rgb, dtype=np.uint8).min(axis=2).astype(np.uint16)
+    luma = np.asarray(rgb.convert("L"), dtype=np.uint16)
+    return ((darkest + luma + 1) // 2).astype(np.uint8)
 
 
 def _scale16(a: np.ndarray) -> np.ndarray:

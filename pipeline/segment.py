@@ -177,12 +177,11 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         keep[0] = False
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
     kept = keep[labels]
-    inked = float(kept[cy0 : cy0 + h, cx0 : cx0 + w].sum()) / float(w * h)
+    cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0
+    inked = float(cell_kept.sum()) / float(w * h)
     # ink inside the cell that was dropped as belonging elsewhere (a neighbour's digit, a
     # label, a mark straying in) - when large, the verdict on this cell is doubtful
-    dropped = (labels > 0) & ~kept
-    dropped[inside == 0] = False
-    stray = float(dropped.sum()) / float(w * h)
+    stray = float((cell_strokes & ~cell_kept).sum()) / float(w * h)
     if not kept.any():
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0, stray) for _ in turns)
     ys, xs = np.nonzero(kept)
