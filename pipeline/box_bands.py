@@ -21,7 +21,43 @@ class _Seg:
     t: float  # thickness
 
 
-def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) -> list[_Seg]:
+def _ink_profile(ink_mask: np.ndarray, yc: float, x0: int, x1: int, reach: float) -> tuple[float, float, float] | None:
+    """Centre row and thickness of a ruling measured on the unsmoothed ink mask.
+
+    The line mask is smoothed along rows, which smears a row of handwritten digits resting on
+    the ruling into one blob that shifts its centre and thickens it; on the raw ink a digit
+    touches the line in a few columns only. The ruling is the row nearest ``yc``, within
+    ``reach`` pixels, of those inked at least 80% as much as the most inked one; its thickness is the median over columns of the vertical ink
+    run through that row.
+
+    Returns:
+        (centre row, thickness, share of the columns inked on that row): pixels, pixels,
+        ratio; or None where fewer than 30% of the columns have
+        ink on that row (faint or dashed lines that only the smoothed mask shows).
+    """
+    H = ink_mask.shape[0]
+    r = int(round(reach))
+    win = 2 * r + 2
+    y = int(round(yc))
+    r0, r1 = max(0, y - win), min(H, y + win + 1)
+    sub = ink_mask[r0:r1, x0:x1] > 0
+    lo, hi = max(0, y - r - r0), min(sub.shape[0], y + r + 1 - r0)
+    if hi <= lo:
+        return None
+    # the row nearest yc among those inked at least 80% as much as the most inked one: a
+    # double ruling keeps both its lines
+    counts = sub[lo:hi].sum(axis=1)
+    rows = lo + np.nonzero(counts >= 0.8 * counts.max())[0]
+    c = int(rows[np.argmin(np.abs(rows - (y - r0)))])
+    row = sub[c]
+    if row.sum() < 0.3 * sub.shape[1]:
+        return None
+    up = np.cumprod(sub[c::-1], axis=0).sum(axis=0)[row]
+    down = np.cumprod(sub[c:], axis=0).sum(axis=0)[row]
+    return r0 + c + (float(np.median(down)) - float(np.median(up))) / 2, float(np.median(up + down - 1)), float(row.mean())
+
+
+def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, ink_mask: np.ndarray | None = None) -> list[_Seg]:
     """Horizontal ruling segments (connected components of the line mask), collinear pieces joined."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(horiz, connectivity=8)
     segs = []
@@ -36,15 +72,27 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int) ->
         counts = comp.sum(axis=0)
         t = float(np.median(counts))
         yc = y + float(np.median((comp * np.arange(h)[:, None]).sum(axis=0) / counts))
-        if t <= max_thick and w >= bridge:
+        # handwriting resting on the line (a row of digits touching their bottom ruling) can
+        # smear over most columns of the smoothed mask; the raw ink shows the line itself.
+        # Trusted where the line is solid on the raw ink, or the component is no blob (a row
+        # of bold print on its baseline is a blob over a 70%-inked row)
+        prof = _ink_profile(ink_mask, yc, int(x), int(x + w), max(t / 2 + 3, max_thick)) if ink_mask is not None else None
+        if prof is not None and prof[2] >= 0.8:
+            yc, t = prof[0], prof[1]
+        if t <= max_thick:
             segs.append(_Seg(int(x), int(x + w), yc, float(t)))
     segs.sort(key=lambda g: (round(g.y), g.x0))
     joined: list[_Seg] = []
     for g in sorted(segs, key=lambda g: g.x0):
         for j in joined:
-            if abs(j.y - g.y) <= max(2.0, j.t) and g.x0 - j.x1 <= bridge and g.x1 > j.x1:
-                j.x1, j.t = g.x1, max(j.t, g.t)
-                break
+            if abs(j.y - g.y) <= max(2.0, j.t) and g.x0 - j.x1 <= bridge:
+                if g.x1 > j.x1:
+                    # the longer piece's thickness: a short piece is often a stroke on the line
+                    j.t = j.t if j.x1 - j.x0 >= g.x1 - g.x0 else g.t
+                    j.x1 = g.x1
+                    break
+                if abs(j.y - g.y) <= 1.0:
+                    break  # a piece of a line already joined (handwriting on it, measured on the raw ink)
         else:
             joined.append(_Seg(g.x0, g.x1, g.y, g.t))
     return [g for g in joined if g.x1 - g.x0 >= min_len]
@@ -114,7 +162,7 @@ def _band_cells(
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
     k = max(3, length // 3)
     vsmooth = (cv2.blur(ink, (1, k)) > level) | (vert > 0)  # vertical lines, dashes bridged
-    segs = _segments(horiz, min_side, max_thick, max(2, length // 2))
+    segs = _segments(horiz, min_side, max_thick, max(2, length // 2), mask)
     segs.sort(key=lambda g: g.y)
     cells: list[_Cell] = []
     for i, a in enumerate(segs):

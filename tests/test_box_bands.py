@@ -1,0 +1,67 @@
+"""The band cell finder's ruling measurements (pipeline.box_bands) on drawn pages with exact truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.align import align_page
+from pipeline.box_bands import _ink_profile
+from pipeline.boxes import find_fields
+from pipeline.types import Page
+
+
+def _comb_with_heavy_digits(n: int = 10, cw: int = 46, ch: int = 60, t: int = 3) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A 2400x3000 page with one comb field whose cells each hold a bold, wide mark resting
+    on the bottom ruling (as heavy handwriting does): smoothing along rows smears the row
+    of marks and the ruling into one thick blob of the line mask."""
+    img = np.full((3000, 2400), 235, np.uint8)
+    x0, y0 = 300, 600
+    truth = []
+    for i in range(n + 1):
+        cv2.line(img, (x0 + i * cw, y0), (x0 + i * cw, y0 + ch), 40, t)
+    cv2.line(img, (x0, y0), (x0 + n * cw, y0), 40, t)
+    cv2.line(img, (x0, y0 + ch), (x0 + n * cw, y0 + ch), 40, t)
+    for i in range(n):
+        cx = x0 + i * cw + cw // 2
+        # a heavy digit written just above the bottom ruling, touching it here and there after blur
+        cv2.putText(img, "28"[i % 2], (cx - 17, y0 + ch - 6), cv2.FONT_HERSHEY_SIMPLEX, 1.5, 25, 6)
+        truth.append((x0 + i * cw, y0, cw, ch))
+    rng = np.random.default_rng(1)
+    img = np.clip(img.astype(np.float32) + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    return img, truth
+
+
+def test_comb_with_heavy_digits_on_its_bottom_ruling_is_found():
+    img, truth = _comb_with_heavy_digits()
+    layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    found = [c.box for f in layout.fields for c in f.cells]
+    for x, y, w, h in truth:
+        hit = [b for b in found if abs(b[0] - x) <= 6 and abs(b[1] - y) <= 6 and abs(b[2] - w) <= 8 and abs(b[3] - h) <= 8]
+        assert hit, f"cell {(x, y, w, h)} not found; found {found}"
+    assert len(found) == len(truth)
+
+
+def test_ink_profile_measures_the_line_not_the_marks_on_it():
+    mask = np.zeros((80, 300), np.uint8)
+    mask[50:53, :] = 255  # a 3 px ruling
+    for x in range(0, 300, 40):  # strokes touching it from above over 40% of the columns
+        mask[35:50, x : x + 16] = 255
+    y, t, share = _ink_profile(mask, 44.0, 0, 300, 12)
+    assert abs(y - 51) <= 0.5 and t == 3 and share == 1.0
+
+
+def test_ink_profile_keeps_each_line_of_a_double_ruling():
+    mask = np.zeros((80, 300), np.uint8)
+    mask[30:33, :] = 255
+    mask[42:45, :] = 255
+    assert abs(_ink_profile(mask, 43.0, 0, 300, 20)[0] - 43) <= 0.5
+    assert abs(_ink_profile(mask, 31.0, 0, 300, 20)[0] - 31) <= 0.5
+
+
+def test_ink_profile_gives_up_on_a_faint_row():
+    mask = np.zeros((80, 300), np.uint8)
+    mask[40:42, :60] = 255  # 20% of the columns
+    assert _ink_profile(mask, 41.0, 0, 300, 10) is None
