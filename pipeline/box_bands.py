@@ -181,7 +181,7 @@ def _band_cells(
             bx0, bx1 = max(a.x0, b.x0), min(a.x1, b.x1)
             if bx1 - bx0 < min_side * s.min_aspect:
                 continue
-            if abs(b.t - a.t) > max(2.0, 0.5 * max(a.t, b.t)):
+            if abs(b.t - a.t) > max(3.0, 0.5 * max(a.t, b.t)):
                 continue  # rulings of one band are printed alike; a thick handwritten bar is no ruling
             # a ruling line across the band in between makes it two bands (table rows)
             reach = min(2 * max_thick, 0.1 * (bx1 - bx0))
@@ -193,6 +193,8 @@ def _band_cells(
                 continue
             ty, by = int(round(a.y + a.t / 2)) + 1, int(round(b.y - b.t / 2))
             hb = by - ty
+            if hb < 2:
+                continue
             pad = int(max_thick) + 2
             c0, c1 = max(0, bx0 - pad), min(W, bx1 + pad)
             # a wall runs the band's full height, from ruling to ruling; handwriting seldom does

@@ -21,6 +21,7 @@ class BoxSettings:
     max_side_fraction: float = 0.25  # of the page's longer side
     height_tolerance: float = 1.35  # max height ratio of neighbouring cells in one field
     max_gap: float = 0.9  # largest gap between boxes of one field, in cell widths
+    ignore_qr: bool = True  # drop cells inside QR codes found by OpenCV's QRCodeDetector
 
 
 @dataclass(slots=True)

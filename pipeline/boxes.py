@@ -39,6 +39,39 @@ def _union(first: list[_Cell], second: list[_Cell], overlap: float = 0.3) -> lis
     return first + [c for c in second if all(iou(c, f) <= overlap for f in first)]
 
 
+def _qr_codes(image: np.ndarray) -> list[np.ndarray]:
+    """Corner quadrilaterals of the QR codes on a page, found with OpenCV's ``QRCodeDetector``.
+
+    A QR code's modules form small square holes framed by dark modules, which pass every
+    geometric test of a digit cell; the detector finds the code from its three finder
+    patterns (ISO/IEC 18004), so cells inside it can be dropped.
+
+    Args:
+        image: (H, W) uint8 grey page, 0 = black.
+
+    Returns:
+        One (4, 2) float32 array of corner points (x, y pixels of ``image``) per code, each
+        pushed out by 10% of its size from the centre as a margin; empty when none is found or the
+        detector fails.
+    """
+    try:
+        ok, pts = cv2.QRCodeDetector().detectMulti(image)
+    except cv2.error:
+        return []
+    if not ok or pts is None:
+        return []
+    out = []
+    for quad in np.asarray(pts, np.float32).reshape(-1, 4, 2):
+        centre = quad.mean(axis=0)
+        out.append(centre + 1.1 * (quad - centre))
+    return out
+
+
+def _outside(cells: list[_Cell], quads: list[np.ndarray]) -> list[_Cell]:
+    """The cells whose centre lies in none of the quadrilaterals."""
+    return [c for c in cells if all(cv2.pointPolygonTest(q, (float(c.cx), float(c.cy)), False) < 0 for q in quads)]
+
+
 def _group(cells: list[_Cell], s: BoxSettings) -> list[list[_Cell]]:
     """Union cells with their nearest right-hand neighbour on the same row into fields."""
     parent = list(range(len(cells)))
@@ -162,6 +195,8 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     pl = page_lines(ink, length)
     lines = pl.both
     cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s, pl.level), _candidate_cells(lines, mask, length, s))
+    if s.ignore_qr and cells:
+        cells = _outside(cells, _qr_codes(aligned.image))
     groups = [_merge_split_cells(g, s) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

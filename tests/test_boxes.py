@@ -112,3 +112,20 @@ def test_box_order_is_stable():
     a = [c.box for f in _layout(d.image).fields for c in f.cells]
     b = [c.box for f in _layout(d.image.copy()).fields for c in f.cells]
     assert a == b
+
+
+def test_cells_inside_a_qr_code_are_dropped():
+    from pipeline.box_cells import _Cell
+    from pipeline.boxes import _outside, _qr_codes
+
+    img = np.full((1400, 1100), 255, np.uint8)
+    qr = cv2.resize(cv2.QRCodeEncoder.create().encode("FORM-2026-000123"), None, fx=10, fy=10, interpolation=cv2.INTER_NEAREST)
+    img[300 : 300 + qr.shape[0], 600 : 600 + qr.shape[1]] = qr  # 250 x 250 px, 2-module quiet zone
+    quads = _qr_codes(img)
+    assert len(quads) == 1
+    x0, y0 = quads[0].min(axis=0)
+    x1, y1 = quads[0].max(axis=0)
+    assert x0 <= 620 and y0 <= 320 and x1 >= 830 and y1 >= 530  # covers the code (its dark area)
+    inside, outside = _Cell(700, 400, 40, 40, 3.0), _Cell(200, 400, 40, 40, 3.0)
+    assert _outside([inside, outside], quads) == [outside]
+    assert _qr_codes(np.full((400, 400), 255, np.uint8)) == []
