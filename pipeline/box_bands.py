@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_corners, _merge_split_cells, _solid_blob
+from .box_cells import BoxSettings, _Cell, _inked_corners, _iou, _merge_split_cells, _solid_blob
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +21,29 @@ class _Seg:
     t: float  # thickness
 
 
-def _ink_profile(ink_mask: np.ndarray, yc: float, x0: int, x1: int, reach: float) -> tuple[float, float, float] | None:
+def _ink_profile(
+    ink_mask: np.ndarray, yc: float, x0: int, x1: int, reach: float, min_share: float = 0.8,
+) -> tuple[float, float, float] | None:
     """Centre row and thickness of a ruling measured on the unsmoothed ink mask.
 
     The line mask is smoothed along rows, which smears a row of handwritten digits resting on
     the ruling into one blob that shifts its centre and thickens it; on the raw ink a digit
     touches the line in a few columns only. The ruling is the row nearest ``yc``, within
-    ``reach`` pixels, of those inked at least 80% as much as the most inked one; its thickness is the median over columns of the vertical ink
-    run through that row.
+    ``reach`` pixels, of those inked at least 80% as much as the most inked one (so a double
+    ruling keeps both its lines); its thickness is the median over columns of the vertical
+    ink run through that row.
+
+    Args:
+        ink_mask: (H, W) uint8 0/255 ink mask (``morph.ink_mask``).
+        yc: approximate centre row, pixels. x0, x1: column range (x1 exclusive).
+        reach: how far from ``yc`` to look for the ruling row, pixels.
+        min_share: least share of the columns inked on that row. At the default 0.8 a solid
+            ruling passes; faint or dashed lines, which only the smoothed mask shows, and a
+            row of bold print on its baseline (about 70%) do not.
 
     Returns:
         (centre row, thickness, share of the columns inked on that row): pixels, pixels,
-        ratio; or None where fewer than 30% of the columns have
-        ink on that row (faint or dashed lines that only the smoothed mask shows).
+        ratio; or None where the share is below ``min_share``.
     """
     H = ink_mask.shape[0]
     r = int(round(reach))
@@ -44,13 +54,11 @@ def _ink_profile(ink_mask: np.ndarray, yc: float, x0: int, x1: int, reach: float
     lo, hi = max(0, y - r - r0), min(sub.shape[0], y + r + 1 - r0)
     if hi <= lo:
         return None
-    # the row nearest yc among those inked at least 80% as much as the most inked one: a
-    # double ruling keeps both its lines
     counts = sub[lo:hi].sum(axis=1)
     rows = lo + np.nonzero(counts >= 0.8 * counts.max())[0]
     c = int(rows[np.argmin(np.abs(rows - (y - r0)))])
     row = sub[c]
-    if row.sum() < 0.3 * sub.shape[1]:
+    if row.mean() < min_share:
         return None
     up = np.cumprod(sub[c::-1], axis=0).sum(axis=0)[row]
     down = np.cumprod(sub[c:], axis=0).sum(axis=0)[row]
@@ -73,11 +81,10 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
         t = float(np.median(counts))
         yc = y + float(np.median((comp * np.arange(h)[:, None]).sum(axis=0) / counts))
         # handwriting resting on the line (a row of digits touching their bottom ruling) can
-        # smear over most columns of the smoothed mask; the raw ink shows the line itself.
-        # Trusted where the line is solid on the raw ink, or the component is no blob (a row
-        # of bold print on its baseline is a blob over a 70%-inked row)
+        # smear over most columns of the smoothed mask; where the line is solid on the raw
+        # ink, its row and thickness are measured there
         prof = _ink_profile(ink_mask, yc, int(x), int(x + w), max(t / 2 + 3, max_thick)) if ink_mask is not None else None
-        if prof is not None and prof[2] >= 0.8:
+        if prof is not None:
             yc, t = prof[0], prof[1]
         if t <= max_thick:
             segs.append(_Seg(int(x), int(x + w), yc, float(t)))
@@ -254,11 +261,4 @@ def _dedupe(cells: list[_Cell], overlap: float = 0.5) -> list[_Cell]:
         if all(_iou(c, d) <= overlap for d in out):
             out.append(c)
     return out
-
-
-def _iou(a: _Cell, b: _Cell) -> float:
-    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = ix * iy
-    return inter / float(a.w * a.h + b.w * b.h - inter)
 

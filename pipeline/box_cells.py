@@ -41,6 +41,14 @@ class _Cell:
         return self.y + self.h / 2
 
 
+def _iou(a: _Cell, b: _Cell) -> float:
+    """Intersection over union of two cells' boxes."""
+    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    return inter / float(a.w * a.h + b.w * b.h - inter)
+
+
 def _solid_blob(mask: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     """Fill ratio (area / bbox area) of the largest ink blob inside a hole, 0 if the blob is small."""
     inner = mask[y : y + h, x : x + w]

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .box_bands import _band_cells
-from .box_cells import BoxSettings, _Cell, _merge_split_cells
+from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells
 from .box_holes import _candidate_cells
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
 from .types import AlignedPage, DigitBox, FieldBoxes, PageLayout
@@ -30,13 +30,7 @@ __all__ = ["BoxSettings", "find_fields", "page_lines"]
 
 def _union(first: list[_Cell], second: list[_Cell], overlap: float = 0.3) -> list[_Cell]:
     """Cells of ``first`` plus those of ``second`` that overlap none of them (IoU <= overlap)."""
-    def iou(a: _Cell, b: _Cell) -> float:
-        ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-        iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-        inter = ix * iy
-        return inter / float(a.w * a.h + b.w * b.h - inter)
-
-    return first + [c for c in second if all(iou(c, f) <= overlap for f in first)]
+    return first + [c for c in second if all(_iou(c, f) <= overlap for f in first)]
 
 
 def _qr_codes(image: np.ndarray) -> list[np.ndarray]:
