@@ -22,6 +22,7 @@ class BoxSettings:
     height_tolerance: float = 1.35  # max height ratio of neighbouring cells in one field
     max_gap: float = 0.9  # largest gap between boxes of one field, in cell widths
     ignore_qr: bool = True  # drop cells inside QR codes found by OpenCV's QRCodeDetector
+    fill_gaps: bool = True  # put back cells missing inside a regular row (box_gaps.fill_gaps)
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .box_bands import _band_cells
 from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells
+from .box_gaps import fill_gaps, loose, regularise
 from .box_holes import _candidate_cells
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
 from .types import AlignedPage, DigitBox, FieldBoxes, PageLayout
@@ -191,6 +192,8 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s, pl.level), _candidate_cells(lines, mask, length, s))
     if s.ignore_qr and cells:
         cells = _outside(cells, _qr_codes(aligned.image))
+    if s.fill_gaps and cells:
+        cells = fill_gaps([regularise(_merge_split_cells(g, s)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
     groups = [_merge_split_cells(g, s) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

@@ -1,0 +1,155 @@
+"""Field completion: a cell missing from inside a row of evenly spaced cells is put back.
+
+Both cell finders can lose one cell of a comb or row of boxes: a digit written across the
+ruling breaks the hole of finder 1 and the band walls of finder 2, a long "1" passes for a
+wall. The printed row around it is regular, though: its neighbours give the pitch and the
+spacing, and the rulings above and below run on through the missing cell. This is the
+field-level regularity that template-free forms readers use to recover fields (cf. the comb
+fields of Casey & Ferguson, "Intelligent forms processing", IBM Systems J. 29(3), 1990).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import logging
+
+import numpy as np
+
+from .box_cells import BoxSettings, _Cell, _inked_corners
+
+log = logging.getLogger(__name__)
+
+
+def _ruled_near(horiz_raw: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> float:
+    """Share of columns x0..x1 (exclusive) with horizontal-line mask in rows y0..y1 (exclusive)."""
+    H, W = horiz_raw.shape
+    y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, x0), min(W, x1)
+    if y1 <= y0 or x1 <= x0:
+        return 0.0
+    return float((horiz_raw[y0:y1, x0:x1] > 0).any(axis=0).mean())
+
+
+def fill_gaps(
+    groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_missing: int = 3, min_ruled: float = 0.85,
+) -> list[_Cell]:
+    """Cells of the rows of ``groups`` plus those missing between two of their cells.
+
+    A gap between neighbours ``a`` and ``b`` of one row is filled when it holds a whole number
+    k (1..``max_missing``) of cells at the row's own spacing: cell width the mean of ``a`` and
+    ``b``, spacing the smallest gap next to them (the wall of a comb, the space between
+    separate boxes), within 12% of a pitch. Each new cell must have a ruling above and below
+    it over at least ``min_ruled`` of its width (``horiz_raw``, within its border plus 3 px)
+    and must not have ink in two corners (a bowl of print). The solid-blob test of the finders
+    is not applied: a heavy "1" or a filled-in digit is what loses the cell in the first place.
+
+    Args:
+        groups: rows of cells, each sorted left to right (candidate fields, grouped loosely).
+        horiz_raw: (H, W) uint8 0/255 horizontal-line mask before thick runs were removed.
+        mask: (H, W) uint8 0/255 ink mask.
+        max_missing: most cells put back in one gap. min_ruled: least share of the width ruled.
+
+    Returns:
+        All cells of ``groups`` followed by the new ones (aligned-page pixels).
+    """
+    out = [c for g in groups for c in g]
+    for g in groups:
+        if len(g) < 3:
+            continue  # a pair gives no spacing to trust
+        gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
+        for i, (a, b) in enumerate(zip(g, g[1:])):
+            w = (a.w + b.w) / 2
+            h = (a.h + b.h) / 2
+            if gaps[i] < 0.6 * w or max(a.w, b.w) > 1.25 * min(a.w, b.w) or max(a.h, b.h) > 1.15 * min(a.h, b.h):
+                continue
+            near = [gaps[j] for j in (i - 1, i + 1) if 0 <= j < len(gaps) and gaps[j] < 0.6 * w]
+            if not near:
+                continue
+            sp = max(0.0, float(min(near)))
+            n = (gaps[i] - sp) / (w + sp)
+            k = int(round(n))
+            log.debug("gap %s-%s n %.2f sp %.1f w %.1f", (a.x, a.y), (b.x, b.y), n, sp, w)
+            if not 1 <= k <= max_missing or abs(n - k) * (w + sp) > 0.12 * (w + sp):
+                continue
+            cw = (gaps[i] - (k + 1) * sp) / k
+            border = (a.border + b.border) / 2
+            new = []
+            for m in range(k):
+                x = a.x + a.w + sp + m * (cw + sp)
+                f = (x + cw / 2 - a.cx) / (b.cx - a.cx)
+                y = a.y + f * (b.y - a.y)
+                c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
+                inset = max(1, int(0.1 * c.w))
+                reach = int(border) + 3
+                top = _ruled_near(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
+                bot = _ruled_near(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
+                log.debug("  gap cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
+                if min(top, bot) < min_ruled:
+                    break
+                if _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
+                    break
+                new.append(c)
+            else:
+                out.extend(new)
+    return out
+
+
+def regularise(group: list[_Cell], tol: float = 0.12, max_run: int = 3) -> list[_Cell]:
+    """Re-cut cells of a comb that a missed or misplaced wall has merged or split unevenly.
+
+    In a row of at least 3 cells that agree on a width ``w`` (within 10% of the row's median),
+    a run of up to ``max_run`` neighbouring cells that do not, lying edge to edge at the row's
+    spacing ``sp``, is cut again into k even cells when its span is k pitches (k >= 2, within
+    ``tol`` of a pitch ``w + sp``): two cells merged over a wall that was not found, or two
+    cells split at a digit's stroke instead of at their wall.
+
+    Args:
+        group: one row of cells, sorted left to right (aligned-page pixels).
+        tol: largest misfit of the span, in pitches. max_run: longest run re-cut.
+
+    Returns:
+        The row with such runs re-cut, sorted left to right.
+    """
+    if len(group) < 3:
+        return group
+    w = float(np.median([c.w for c in group]))
+    good = [abs(c.w - w) <= 0.1 * w for c in group]
+    if sum(good) < 3:
+        return group
+    gaps = [b.x - (a.x + a.w) for a, b in zip(group, group[1:])]
+    small = [g for g in gaps if g < 0.6 * w]
+    sp = max(0.0, float(np.median(small))) if small else 0.0
+    out: list[_Cell] = []
+    i = 0
+    while i < len(group):
+        if good[i]:
+            out.append(group[i])
+            i += 1
+            continue
+        done = False
+        for r in range(1, max_run + 1):
+            j = i + r - 1
+            if j >= len(group) or any(gaps[q] >= 0.6 * w for q in range(i, j)):
+                break
+            a, b = group[i], group[j]
+            span = b.x + b.w - a.x
+            n = (span + sp) / (w + sp)
+            k = int(round(n))
+            if k >= 2 and k >= r and abs(n - k) <= tol:
+                cw = (span - (k - 1) * sp) / k
+                for m in range(k):
+                    x = a.x + m * (cw + sp)
+                    f = (m + 0.5) / k
+                    out.append(_Cell(int(round(x)), int(round(a.y + f * (b.y - a.y))), int(round(cw)), max(a.h, b.h), (a.border + b.border) / 2))
+                i = j + 1
+                done = True
+                break
+        if not done:
+            out.append(group[i])
+            i += 1
+    return out
+
+
+def loose(s: BoxSettings, max_missing: int = 3) -> BoxSettings:
+    """Settings that group cells across a gap of up to ``max_missing`` cells (for ``fill_gaps``)."""
+    return replace(s, max_gap=max_missing + 1.0)
