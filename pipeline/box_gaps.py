@@ -10,13 +10,13 @@ fields of Casey & Ferguson, "Intelligent forms processing", IBM Systems J. 29(3)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
-import logging
-
+import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_corners
+from .box_cells import BoxSettings, _Cell, _inked_corners, _iou
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,49 @@ def _ruled_near(horiz_raw: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> fl
     return float((horiz_raw[y0:y1, x0:x1] > 0).any(axis=0).mean())
 
 
+def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float) -> bool:
+    """Whether rulings run above and below cell ``c`` over ``min_ruled`` of its width (10% inset)."""
+    inset = max(1, int(0.1 * c.w))
+    reach = int(c.border) + 3
+    top = _ruled_near(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
+    bot = _ruled_near(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
+    log.debug("  gap cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
+    return min(top, bot) >= min_ruled
+
+
+def _wall(mask: np.ndarray, x: float, c: _Cell, min_cover: float = 0.8) -> bool:
+    """Whether a vertical line runs down column ``x`` (within the border plus 3 px) over
+    ``min_cover`` of cell ``c``'s middle 80% of height; dashes are bridged by a vertical closing."""
+    H, W = mask.shape
+    half = int(c.border / 2) + 3
+    x0, x1 = max(0, int(round(x)) - half), min(W, int(round(x)) + half + 1)
+    y0, y1 = max(0, int(c.y + 0.1 * c.h)), min(H, int(c.y + 0.9 * c.h))
+    if x1 <= x0 or y1 <= y0:
+        return False
+    k = max(3, c.h // 6)
+    patch = cv2.morphologyEx(mask[y0:y1, x0:x1], cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
+    return float((patch > 0).mean(axis=0).max()) >= min_cover
+
+
+def _pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
+    """(cell width, spacing, height) shared by a row of at least 3 cells, or None when its
+    widths do not agree (fewer than 3 within 10% of the median)."""
+    if len(g) < 3:
+        return None
+    w = float(np.median([c.w for c in g]))
+    if sum(abs(c.w - w) <= 0.1 * w for c in g) < 3:
+        return None
+    gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
+    small = [q for q in gaps if q < 0.6 * w]
+    if not small:
+        return None
+    return w, max(0.0, float(np.median(small))), float(np.median([c.h for c in g]))
+
+
 def fill_gaps(
     groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_missing: int = 3, min_ruled: float = 0.85,
 ) -> list[_Cell]:
-    """Cells of the rows of ``groups`` plus those missing between two of their cells.
+    """Cells of the rows of ``groups`` plus those missing between two of their cells or at their ends.
 
     A gap between neighbours ``a`` and ``b`` of one row is filled when it holds a whole number
     k (1..``max_missing``) of cells at the row's own spacing: cell width the mean of ``a`` and
@@ -43,11 +82,17 @@ def fill_gaps(
     and must not have ink in two corners (a bowl of print). The solid-blob test of the finders
     is not applied: a heavy "1" or a filled-in digit is what loses the cell in the first place.
 
+    A row of at least 3 cells that agree on width and spacing is also extended, up to
+    ``max_missing`` cells at each end, one pitch at a time, while the next cell is ruled
+    above and below, has a wall on both sides (``mask`` columns inked over 80% of its
+    height) and overlaps no cell already found.
+
     Args:
         groups: rows of cells, each sorted left to right (candidate fields, grouped loosely).
         horiz_raw: (H, W) uint8 0/255 horizontal-line mask before thick runs were removed.
         mask: (H, W) uint8 0/255 ink mask.
-        max_missing: most cells put back in one gap. min_ruled: least share of the width ruled.
+        max_missing: most cells put back in one gap or at one end. min_ruled: least share
+            of the width ruled.
 
     Returns:
         All cells of ``groups`` followed by the new ones (aligned-page pixels).
@@ -57,6 +102,7 @@ def fill_gaps(
         if len(g) < 3:
             continue  # a pair gives no spacing to trust
         gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
+        row = list(g)
         for i, (a, b) in enumerate(zip(g, g[1:])):
             w = (a.w + b.w) / 2
             h = (a.h + b.h) / 2
@@ -79,18 +125,37 @@ def fill_gaps(
                 f = (x + cw / 2 - a.cx) / (b.cx - a.cx)
                 y = a.y + f * (b.y - a.y)
                 c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
-                inset = max(1, int(0.1 * c.w))
-                reach = int(border) + 3
-                top = _ruled_near(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
-                bot = _ruled_near(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
-                log.debug("  gap cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
-                if min(top, bot) < min_ruled:
-                    break
-                if _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
+                if not _framed(c, horiz_raw, min_ruled) or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
                     break
                 new.append(c)
             else:
                 out.extend(new)
+                row.extend(new)
+        pitch = _pitch(g)
+        if pitch is None:
+            continue
+        w, sp, h = pitch
+        row.sort(key=lambda c: c.x)
+        first, last = row[0], row[-1]
+        slope = (last.cy - first.cy) / (last.cx - first.cx) if last.cx > first.cx else 0.0
+        border = float(np.median([c.border for c in row]))
+        for step in (1, -1):
+            end = last if step == 1 else first
+            for m in range(1, max_missing + 1):
+                x = end.x + step * m * (w + sp) + (end.w - w if step == 1 else 0)
+                cx = x + w / 2
+                c = _Cell(int(round(x)), int(round(end.cy + slope * (cx - end.cx) - h / 2)), int(round(w)), int(round(h)), border)
+                if any(_iou(c, d) > 0.1 for d in out):
+                    break
+                if not (
+                    _framed(c, horiz_raw, min_ruled)
+                    and _wall(mask, c.x - border / 2 - 0.5, c)
+                    and _wall(mask, c.x + c.w + border / 2, c)
+                    and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2
+                ):
+                    break
+                log.debug("  end cell %s", (c.x, c.y, c.w, c.h))
+                out.append(c)
     return out
 
 

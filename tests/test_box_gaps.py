@@ -62,6 +62,30 @@ def test_a_gap_that_is_not_whole_cells_is_left():
     assert fill_gaps([row], horiz, np.zeros_like(horiz)) == row
 
 
+def _comb_mask(shape: tuple[int, int], n: int, x0: int = 100, w: int = 40, sp: int = 3) -> np.ndarray:
+    """Ink of a comb of ``n`` cells as ``_row`` lays them out: rulings plus 3 px walls."""
+    m = _ruled(shape, [(x0 - 3, x0 + n * (w + sp))])
+    for i in range(n + 1):
+        m[47:104, x0 - 3 + i * (w + sp) : x0 + i * (w + sp)] = 255
+    return m
+
+
+def test_a_comb_is_extended_over_cells_lost_at_its_ends():
+    full = _row(9)
+    mask = _comb_mask((200, 600), 9)
+    out = fill_gaps([full[1:7]], mask, mask)
+    new = sorted(out[6:], key=lambda c: c.x)
+    assert [(c.x, c.w, c.y, c.h) for c in new] == [(d.x, d.w, d.y, d.h) for d in (full[0], full[7], full[8])]
+
+
+def test_a_row_is_not_extended_past_its_last_wall():
+    mask = _comb_mask((200, 700), 6)
+    mask[47:50, 96:600] = 255  # both rulings run on (table lines), but no wall follows
+    mask[101:104, 96:600] = 255
+    row = _row(6)
+    assert fill_gaps([row], mask, mask) == row
+
+
 def test_regularise_recuts_a_merged_pair_and_an_uneven_split():
     truth = _row(8)
     merged = truth[:2] + [_Cell(truth[2].x, 50, 2 * 40 + 3, 50, 3.0)] + truth[4:]

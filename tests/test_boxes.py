@@ -50,15 +50,9 @@ def test_reading_order_is_rows_then_left_to_right():
         assert [c.position for c in f.cells] == list(range(len(f.cells)))
 
 
-KNOWN_LIMIT = (
-    "known limitation: a drawn digit that touches both walls of a separate box, plus a stroke "
-    "crossing its top line, can still split or lose that box after resampling or heavy noise"
-)
-
-
 @pytest.mark.parametrize(
     "angle",
-    [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0, pytest.param(4.0, marks=pytest.mark.xfail(strict=True, reason=KNOWN_LIMIT))],
+    [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 4.0],
 )
 def test_skewed_page_boxes_are_in_source_pixels(angle):
     d = draw_page(seed=3)
