@@ -19,6 +19,7 @@ class _Seg:
     x1: int
     y: float  # centre row
     t: float  # thickness
+    solid: bool = False  # inked over most of its columns on the raw ink mask (not faint, not dashed)
 
 
 def _ink_profile(
@@ -87,7 +88,7 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
         if prof is not None:
             yc, t = prof[0], prof[1]
         if t <= max_thick:
-            segs.append(_Seg(int(x), int(x + w), yc, float(t)))
+            segs.append(_Seg(int(x), int(x + w), yc, float(t), prof is not None))
     segs.sort(key=lambda g: (round(g.y), g.x0))
     joined: list[_Seg] = []
     for g in sorted(segs, key=lambda g: g.x0):
@@ -95,20 +96,29 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
             if abs(j.y - g.y) <= max(2.0, j.t) and g.x0 - j.x1 <= bridge:
                 if g.x1 > j.x1:
                     # the longer piece's thickness: a short piece is often a stroke on the line
-                    j.t = j.t if j.x1 - j.x0 >= g.x1 - g.x0 else g.t
+                    if j.x1 - j.x0 < g.x1 - g.x0:
+                        j.t, j.solid = g.t, g.solid
                     j.x1 = g.x1
                     break
                 if abs(j.y - g.y) <= 1.0:
                     break  # a piece of a line already joined (handwriting on it, measured on the raw ink)
         else:
-            joined.append(_Seg(g.x0, g.x1, g.y, g.t))
+            joined.append(_Seg(g.x0, g.x1, g.y, g.t, g.solid))
     return [g for g in joined if g.x1 - g.x0 >= min_len]
 
 
-def _ruled(horiz_raw: np.ndarray, y: float, x0: int, x1: int) -> float:
+def _ruled(horiz_raw: np.ndarray, y: float, x0: int, x1: int, bridge: int = 0) -> float:
     """Mean over columns x0..x1 (exclusive) of the horizontal-line mask's maximum within 3 px
-    of row ``y``: 255 when a ruling runs along the whole stretch, 0 when none does."""
-    return float(horiz_raw[max(0, int(y) - 3) : int(y) + 4, x0:x1].max(axis=0).mean())
+    of row ``y``: 255 when a ruling runs along the whole stretch, 0 when none does. Breaks of
+    up to ``bridge`` columns between two ruled columns (the gaps of a dashed line) count as ruled."""
+    prof = horiz_raw[max(0, int(y) - 3) : int(y) + 4, x0:x1].max(axis=0)
+    if bridge > 0 and prof.size:
+        on = np.nonzero(prof)[0]
+        if on.size >= 2:
+            d = np.diff(on)
+            for i in np.nonzero((d > 1) & (d <= bridge + 1))[0]:
+                prof[on[i] + 1 : on[i + 1]] = 255
+    return float(prof.mean())
 
 
 def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, int]]:
@@ -152,6 +162,100 @@ def _comb_lattice(walls: list[tuple[int, int]], hb: float, s: BoxSettings) -> li
     return [w for w, d in zip(walls, np.abs(r - np.round(r)) * p) if d <= tol]
 
 
+def _weak_lattice(
+    strong: list[tuple[int, int]], cov: np.ndarray, offset: int, hb: float, lo: int, hi: int, s: BoxSettings, level: float = 0.5,
+) -> list[tuple[int, int]] | None:
+    """Walls of a comb whose printed walls are faint or dashed, recovered on its lattice.
+
+    A faint or dashed wall seldom covers 90% of the band; a few do, and they fix the comb's
+    pitch: any whole fraction of the distance between two of them (cell width/height within
+    the aspect limits). Every lattice point between ``lo`` and ``hi`` is then a wall where
+    the coverage peaks at ``level`` or more within 8% of a pitch. The lattice kept scores
+    most supported points less twice the unsupported ones between its first and last
+    supported point (a half pitch puts a point in every cell's middle, which seldom holds a
+    straight stroke), ties going to the wider pitch; a lattice whose strong walls all fall on
+    every other point is the half of a wider one, and is skipped. No lattice is returned where a second
+    one at the same pitch, shifted, is supported at 80% of its points: a row of separate
+    boxes has two walls per pitch, and cells cut at one of them would span the gaps.
+
+    Args:
+        strong: walls found at full coverage, (start, end) page columns, exclusive end.
+        cov: coverage of each column of the band (``offset`` is the page column of cov[0]).
+        hb: band height, pixels. lo, hi: page columns the lattice may span.
+        s: cell limits (aspect). level: least peak coverage of a wall.
+
+    Returns:
+        The walls, (start, end) page columns, or None when fewer than 3 strong walls or
+        fewer lattice points than strong walls are supported.
+    """
+    if len(strong) < 3:
+        return None
+    centres = np.array([(a + b) / 2 for a, b in strong], float)
+    n = cov.size
+
+    half = max(1, int(round(np.median([b - a for a, b in strong]) / 2)))
+
+    def support(x: float, tol: float) -> tuple[int, int] | None:
+        # a printed wall is a narrow peak of coverage; a stroke is a broad plateau
+        i0, i1 = max(0, int(x - tol - offset)), min(n, int(x + tol - offset) + 1)
+        if i1 <= i0:
+            return None
+        j = i0 + int(np.argmax(cov[i0:i1]))
+        v = float(cov[j])
+        if v < level:
+            return None
+        left, right = cov[max(0, j - half - 4) : max(0, j - half - 1)], cov[j + half + 2 : j + half + 5]
+        if min(float(left.max(initial=0.0)), float(right.max(initial=0.0))) > v - 0.15:
+            return None  # not lower on either side: inside a stroke
+        return offset + j - half, offset + j + half + 1
+
+    best: tuple[int, int, float, list[tuple[int, int]], float, int] | None = None
+    seen: set[tuple[int, int]] = set()
+    for i in range(len(centres)):
+        for j in range(i + 1, len(centres)):
+            d = centres[j] - centres[i]
+            for m in range(1, 16):
+                p = d / m
+                if p < s.min_aspect * hb:
+                    break
+                if p > s.max_aspect * hb:
+                    continue
+                key = (int(round(centres[i])) % max(1, int(round(p))), int(round(p)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                tol = max(2.0, 0.08 * p)
+                k0, k1 = int(np.ceil((lo - centres[i]) / p)), int(np.floor((hi - centres[i]) / p))
+                pts = [support(centres[i] + k * p, tol) for k in range(k0, k1 + 1)]
+                on = [q for q in range(len(pts)) if pts[q] is not None]
+                if len(on) < 3:
+                    continue
+                inner = pts[on[0] : on[-1] + 1]
+                sup = sum(q is not None for q in inner)
+                score = sup - 2 * (len(inner) - sup)
+                if score < 3:
+                    continue
+                x_lo, x_hi = centres[i] + (k0 + on[0]) * p - tol, centres[i] + (k0 + on[-1]) * p + tol
+                r = (centres - centres[i]) / p
+                on_lat = (np.abs(r - np.round(r)) * p <= tol) & (centres >= x_lo) & (centres <= x_hi)
+                n_strong = int(on_lat.sum())
+                parity = set(np.round(r[on_lat]).astype(int) % 2)
+                if n_strong >= 2 and len(parity) == 1 and 2 * p <= s.max_aspect * hb:
+                    continue  # the strong walls are every other point: half the pitch, strokes between
+                if best is None or (n_strong, score, p) > best[:3]:
+                    best = (n_strong, score, p, [q for q in inner if q is not None], centres[i] + (k0 + on[0]) * p, len(inner))
+    if best is None or len(best[3]) <= len(strong):
+        return None
+    # separate boxes have two walls per pitch: a second lattice, shifted, is supported as well
+    _, _, p, found, x_first, count = best
+    tol = max(2.0, 0.08 * p)
+    for o in range(int(2 * tol), int(p - 2 * tol) + 1):
+        if sum(support(x_first + o + k * p, tol) is not None for k in range(count)) >= 0.8 * count:
+            return None
+    walls = sorted(set(found))
+    return [w for w in walls if w[1] - w[0] <= 0.5 * hb]
+
+
 def _band_cells(
     ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, vert: np.ndarray, length: int, max_thick: float, s: BoxSettings,
     level: float = 0.08,
@@ -169,7 +273,8 @@ def _band_cells(
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
     k = max(3, length // 3)
     vsmooth = (cv2.blur(ink, (1, k)) > level) | (vert > 0)  # vertical lines, dashes bridged
-    segs = _segments(horiz, min_side, max_thick, max(2, length // 2), mask)
+    bridge = max(2, length // 2)
+    segs = _segments(horiz, min_side, max_thick, bridge, mask)
     segs.sort(key=lambda g: g.y)
     cells: list[_Cell] = []
     for i, a in enumerate(segs):
@@ -224,15 +329,20 @@ def _band_cells(
             # a comb (every interval ruled, no gaps between boxes): keep its evenly spaced walls
             comb = all(v[0] <= u[1] or _ruled(horiz_raw, a.y, u[1], v[0]) > 0.5 * 255 for u, v in zip(kept, kept[1:]))
             walls = _comb_lattice(kept, hb, s) if comb else kept
+            if comb and not (a.solid or b.solid):
+                weak = _weak_lattice(kept, cov, c0, hb, c0, c1, s)
+                if weak is not None and len(weak) > len(walls):
+                    walls = weak
             found = []
             wide = 0  # framed boxes too wide for one digit: table cells, free-text boxes
             for (_, e0), (s1, e1) in zip(walls, walls[1:]):
                 w = s1 - e0
                 if w < 0.15 * hb:
                     continue
-                top = _ruled(horiz_raw, a.y, e0, s1) if w > 0 else 0
-                bot = _ruled(horiz_raw, b.y, e0, s1) if w > 0 else 0
+                top = _ruled(horiz_raw, a.y, e0, s1, bridge) if w > 0 else 0
+                bot = _ruled(horiz_raw, b.y, e0, s1, bridge) if w > 0 else 0
                 if min(top, bot) < 0.85 * 255:
+                    log.debug("  cell %d-%d ruled top %.0f bottom %.0f", e0, s1, top / 2.55, bot / 2.55)
                     continue
                 if w / hb > s.max_aspect:
                     wide += 1

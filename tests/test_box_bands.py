@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from pipeline.align import align_page
-from pipeline.box_bands import _ink_profile
+from pipeline.box_bands import _ink_profile, _ruled, _weak_lattice
+from pipeline.box_cells import BoxSettings
 from pipeline.boxes import find_fields
 from pipeline.types import Page
 
@@ -65,3 +66,49 @@ def test_ink_profile_gives_up_on_a_faint_row():
     mask = np.zeros((80, 300), np.uint8)
     mask[40:42, :60] = 255  # 20% of the columns
     assert _ink_profile(mask, 41.0, 0, 300, 10) is None
+
+
+def test_ruled_bridges_the_gaps_of_a_dashed_line_only():
+    horiz = np.zeros((20, 200), np.uint8)
+    for x in range(0, 200, 10):  # dashes 7 px long, gaps 3 px
+        horiz[9:11, x : x + 7] = 255
+    assert _ruled(horiz, 10, 0, 197) < 0.75 * 255
+    assert _ruled(horiz, 10, 0, 197, bridge=4) == 255
+    horiz[:, 80:120] = 0  # a real break (the gap between two boxes) stays open
+    assert _ruled(horiz, 10, 0, 197, bridge=4) < 0.85 * 255
+
+
+def _cov_with_walls(walls: list[int], n: int = 400, strokes: list[tuple[int, int, float]] = ()) -> np.ndarray:
+    """Column coverage of a band: 2 px wall peaks at ``walls``, broad plateaus at ``strokes``."""
+    cov = np.full(n, 0.05)
+    for x0, x1, v in strokes:
+        cov[x0:x1] = v
+    for x in walls:
+        cov[x : x + 2] = np.maximum(cov[x : x + 2], 0.62)  # a faint dashed wall: 62% of the band
+    return cov
+
+
+def test_weak_lattice_recovers_the_faint_walls_of_a_comb():
+    pitch, x0 = 36, 30
+    truth = [x0 + k * pitch for k in range(9)]
+    cov = _cov_with_walls(truth, strokes=[(110, 118, 0.95), (250, 258, 0.93)])
+    for x in (truth[0], truth[5], truth[8]):  # the few walls that reach full coverage
+        cov[x : x + 2] = 0.97
+    strong = [(truth[0], truth[0] + 2), (110, 118), (truth[5], truth[5] + 2), (250, 258), (truth[8], truth[8] + 2)]
+    walls = _weak_lattice(strong, cov, 0, 44.0, 0, 400, BoxSettings())
+    assert walls is not None
+    centres = [(a + b) / 2 for a, b in walls]
+    assert len(centres) == len(truth) and all(abs(c - (t + 0.5)) <= 1.5 for c, t in zip(centres, truth))
+
+
+def test_weak_lattice_leaves_separate_boxes_and_strong_combs_alone():
+    # separate boxes: two walls per pitch (each box's own sides, a gap between)
+    left = [30 + k * 50 for k in range(7)]
+    cov = _cov_with_walls(left + [x + 42 for x in left])
+    strong = [(x, x + 2) for x in left[::2]]
+    assert _weak_lattice(strong, cov, 0, 44.0, 0, 400, BoxSettings()) is None
+    # a comb whose walls were all found already, thin strokes in every cell's middle: no half pitch
+    walls = [20 + k * 44 for k in range(9)]
+    cov = _cov_with_walls(walls + [w + 22 for w in walls[:-1]])
+    got = _weak_lattice([(w, w + 2) for w in walls], cov, 0, 40.0, 0, 400, BoxSettings())
+    assert got is None
