@@ -1,9 +1,11 @@
-"""Field completion: a cell missing from inside a row of evenly spaced cells is put back.
+"""Field completion: cells missing from a row of evenly spaced cells are put back, uneven cuts re-cut.
 
 Both cell finders can lose one cell of a comb or row of boxes: a digit written across the
 ruling breaks the hole of finder 1 and the band walls of finder 2, a long "1" passes for a
 wall. The printed row around it is regular, though: its neighbours give the pitch and the
-spacing, and the rulings above and below run on through the missing cell. This is the
+spacing, and the rulings above and below run on through the missing cell. ``regularise``
+re-cuts cells merged over a missed wall or split at a stroke, ``fill_gaps`` puts back cells
+lost between two cells of a row or at its ends (where walls must close them). This is the
 field-level regularity that template-free forms readers use to recover fields (cf. the comb
 fields of Casey & Ferguson, "Intelligent forms processing", IBM Systems J. 29(3), 1990).
 """
