@@ -56,9 +56,11 @@ def _wall(mask: np.ndarray, x: float, c: _Cell, min_cover: float = 0.8) -> bool:
     return float((patch > 0).mean(axis=0).max()) >= min_cover
 
 
-def _pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
-    """(cell width, spacing, height) shared by a row of at least 3 cells, or None when its
-    widths do not agree (fewer than 3 within 10% of the median)."""
+def _pitch(g: list[_Cell], need_spacing: bool = True) -> tuple[float, float, float] | None:
+    """(cell width, spacing, height) shared by a row of at least 3 cells, pixels: the median
+    width, the median of the gaps under 0.6 widths and the median height. None when the widths
+    do not agree (fewer than 3 within 10% of the median) or, with ``need_spacing``, when no gap
+    is that small (without it the spacing is then 0)."""
     if len(g) < 3:
         return None
     w = float(np.median([c.w for c in g]))
@@ -66,9 +68,10 @@ def _pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
         return None
     gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
     small = [q for q in gaps if q < 0.6 * w]
-    if not small:
+    if not small and need_spacing:
         return None
-    return w, max(0.0, float(np.median(small))), float(np.median([c.h for c in g]))
+    sp = max(0.0, float(np.median(small))) if small else 0.0
+    return w, sp, float(np.median([c.h for c in g]))
 
 
 def fill_gaps(
@@ -177,15 +180,12 @@ def regularise(group: list[_Cell], tol: float = 0.12, max_run: int = 3) -> list[
     Returns:
         The row with such runs re-cut, sorted left to right.
     """
-    if len(group) < 3:
+    pitch = _pitch(group, need_spacing=False)
+    if pitch is None:
         return group
-    w = float(np.median([c.w for c in group]))
+    w, sp, _ = pitch
     good = [abs(c.w - w) <= 0.1 * w for c in group]
-    if sum(good) < 3:
-        return group
     gaps = [b.x - (a.x + a.w) for a, b in zip(group, group[1:])]
-    small = [g for g in gaps if g < 0.6 * w]
-    sp = max(0.0, float(np.median(small))) if small else 0.0
     out: list[_Cell] = []
     i = 0
     while i < len(group):
