@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_corners, _iou, _merge_split_cells, _solid_blob
+from .box_cells import (
+    BoxSettings,
+    _Cell,
+    _inked_corners,
+    _iou,
+    _merge_split_cells,
+    _ruled_share,
+    _solid_blob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +119,7 @@ def _ruled(horiz_raw: np.ndarray, y: float, x0: int, x1: int, bridge: int = 0) -
     """Mean over columns x0..x1 (exclusive) of the horizontal-line mask's maximum within 3 px
     of row ``y``: 255 when a ruling runs along the whole stretch, 0 when none does. Breaks of
     up to ``bridge`` columns between two ruled columns (the gaps of a dashed line) count as ruled."""
-    prof = horiz_raw[max(0, int(y) - 3) : int(y) + 4, x0:x1].max(axis=0)
-    if bridge > 0 and prof.size:
-        on = np.nonzero(prof)[0]
-        if on.size >= 2:
-            d = np.diff(on)
-            for i in np.nonzero((d > 1) & (d <= bridge + 1))[0]:
-                prof[on[i] + 1 : on[i + 1]] = 255
-    return float(prof.mean())
+    return 255.0 * _ruled_share(horiz_raw, int(y) - 3, int(y) + 4, x0, x1, bridge)
 
 
 def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, int]]:
@@ -170,13 +171,15 @@ def _weak_lattice(
     A faint or dashed wall seldom covers 90% of the band; a few do, and they fix the comb's
     pitch: any whole fraction of the distance between two of them (cell width/height within
     the aspect limits). Every lattice point between ``lo`` and ``hi`` is then a wall where
-    the coverage peaks at ``level`` or more within 8% of a pitch. The lattice kept scores
-    most supported points less twice the unsupported ones between its first and last
-    supported point (a half pitch puts a point in every cell's middle, which seldom holds a
-    straight stroke), ties going to the wider pitch; a lattice whose strong walls all fall on
-    every other point is the half of a wider one, and is skipped. No lattice is returned where a second
-    one at the same pitch, shifted, is supported at 80% of its points: a row of separate
-    boxes has two walls per pitch, and cells cut at one of them would span the gaps.
+    the coverage makes a narrow peak of ``level`` or more within 8% of a pitch (lower by
+    0.15 on at least one side: a stroke is a broad plateau). A lattice's score is its
+    supported points less twice the unsupported ones between its first and last supported
+    point; lattices scoring under 3 are dropped, and the one kept has the most strong walls
+    on it, then the best score, then the wider pitch. A lattice whose strong walls all fall
+    on every other point is the half of a wider one (strokes in the cells' middles), and is
+    skipped. No lattice is returned where a second one at the same pitch, shifted, is
+    supported at 80% of its points: a row of separate boxes has two walls per pitch, and
+    cells cut at one of them would span the gaps.
 
     Args:
         strong: walls found at full coverage, (start, end) page columns, exclusive end.
@@ -192,7 +195,6 @@ def _weak_lattice(
         return None
     centres = np.array([(a + b) / 2 for a, b in strong], float)
     n = cov.size
-
     half = max(1, int(round(np.median([b - a for a, b in strong]) / 2)))
 
     def support(x: float, tol: float) -> tuple[int, int] | None:

@@ -50,6 +50,25 @@ def _iou(a: _Cell, b: _Cell) -> float:
     return inter / float(a.w * a.h + b.w * b.h - inter)
 
 
+def _ruled_share(horiz: np.ndarray, y0: int, y1: int, x0: int, x1: int, bridge: int = 0) -> float:
+    """Share of columns x0..x1 (exclusive) that the horizontal-line mask ``horiz`` ((H, W) uint8
+    0/255) inks somewhere in rows y0..y1 (exclusive); both ranges are clipped to the page.
+    Breaks of up to ``bridge`` columns between two ruled columns (the gaps of a dashed line)
+    count as ruled. 0 for an empty range."""
+    H, W = horiz.shape
+    y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, x0), min(W, x1)
+    if y1 <= y0 or x1 <= x0:
+        return 0.0
+    prof = (horiz[y0:y1, x0:x1] > 0).any(axis=0)
+    if bridge > 0:
+        on = np.nonzero(prof)[0]
+        if on.size >= 2:
+            d = np.diff(on)
+            for i in np.nonzero((d > 1) & (d <= bridge + 1))[0]:
+                prof[on[i] + 1 : on[i + 1]] = True
+    return float(prof.mean())
+
+
 def _solid_blob(mask: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     """Fill ratio (area / bbox area) of the largest ink blob inside a hole, 0 if the blob is small."""
     inner = mask[y : y + h, x : x + w]

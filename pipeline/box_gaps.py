@@ -18,27 +18,18 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_corners, _iou
+from .box_cells import BoxSettings, _Cell, _inked_corners, _iou, _ruled_share
 
 log = logging.getLogger(__name__)
-
-
-def _ruled_near(horiz_raw: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> float:
-    """Share of columns x0..x1 (exclusive) with horizontal-line mask in rows y0..y1 (exclusive)."""
-    H, W = horiz_raw.shape
-    y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, x0), min(W, x1)
-    if y1 <= y0 or x1 <= x0:
-        return 0.0
-    return float((horiz_raw[y0:y1, x0:x1] > 0).any(axis=0).mean())
 
 
 def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float) -> bool:
     """Whether rulings run above and below cell ``c`` over ``min_ruled`` of its width (10% inset)."""
     inset = max(1, int(0.1 * c.w))
     reach = int(c.border) + 3
-    top = _ruled_near(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
-    bot = _ruled_near(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
-    log.debug("  gap cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
+    top = _ruled_share(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
+    bot = _ruled_share(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
+    log.debug("  candidate cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
     return min(top, bot) >= min_ruled
 
 
