@@ -114,6 +114,58 @@ def _drop_leftover_box_lines(stats: np.ndarray, keep: np.ndarray, origin: tuple[
                 keep[near] = False
 
 
+def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
+    """Which sides of a region (x0, y0, x1, y1) were cut short by the page edge: (left, top, right, bottom)."""
+    x0, y0, x1, y1 = region
+    return (x0 > 0, y0 > 0, x1 < page[0], y1 < page[1])
+
+
+def _attach_across_walls(
+    labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, outside: np.ndarray, ink: np.ndarray, reach: int, cut: tuple[bool, bool, bool, bool]
+) -> None:
+    """Keep the parts of the cell's digit that stray over its box line.
+
+    Removing a box line cuts a stroke that crosses it in two; the part outside the cell
+    fails the inside-share test. Such a part is given back when it (a) is mostly outside
+    the cell, (b) ends inside the search region (a component running to a side of the region
+    that was cut short continues further, so it is a neighbour's digit or a label), and
+    (c) meets a kept component across the line: ink lies where both, dilated by ``reach``
+    pixels, overlap. Chains (a loop beyond the wall attached to a piece attached to the
+    digit) are followed.
+
+    Args:
+        labels: (h, w) int32 component labels of the region. stats: their
+            ``cv2.connectedComponentsWithStats`` stats.
+        keep: (n,) bool, updated in place. outside: (n,) bool, the candidates.
+        ink: (h, w) bool raw ink mask (box lines included) of the region.
+        reach: pixels; a little more than the box line's removed band.
+        cut: (left, top, right, bottom) sides of the region that are not the page edge.
+    """
+    h, w = labels.shape
+    cand = []
+    for i in np.nonzero(outside & ~keep)[0]:
+        x, y, cw, ch = stats[i, :4]
+        touches = (x == 0, y == 0, x + cw >= w, y + ch >= h)
+        if not any(t and c for t, c in zip(touches, cut)):
+            cand.append(i)
+    if not cand:
+        return
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    for _ in range(2):
+        near_kept = cv2.dilate(keep[labels].astype(np.uint8), k) > 0
+        added = False
+        for i in cand:
+            if keep[i]:
+                continue
+            x, y, cw, ch = stats[i, :4]
+            a0, b0, a1, b1 = max(0, x - reach), max(0, y - reach), min(w, x + cw + reach), min(h, y + ch + reach)
+            own = cv2.dilate((labels[b0:b1, a0:a1] == i).astype(np.uint8), k) > 0
+            if (own & near_kept[b0:b1, a0:a1] & ink[b0:b1, a0:a1]).any():
+                keep[i] = added = True
+        if not added:
+            break
+
+
 def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = False, settings: SegmentSettings | None = None) -> DigitCrop:
     """Cut one cell out of its page as an MNIST-style crop.
 
@@ -176,6 +228,10 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         keep = (lab_core >= min_px) & (lab_in >= s.min_inside * area)
         keep[0] = False
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
+        outside = (lab_in < s.min_inside * area) & (area >= min_px)
+        outside[0] = False
+        clipped = _clipped_sides((x0, y0, x1, y1), (W, H))
+        _attach_across_walls(labels, stats, keep, outside, ink > s.ink_level, d + 2, clipped)
     kept = keep[labels]
     cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0
     inked = float(cell_kept.sum()) / float(w * h)

@@ -145,3 +145,55 @@ def test_ink_judged_to_belong_elsewhere_is_measured_as_stray():
     assert left.stray == 0.0
     assert mid.blank and mid.stray > 0.05  # the mark's part inside the middle cell, dropped
     assert not right.blank and right.stray == 0.0
+
+
+
+def _drawn_on_found_comb(draw):
+    """Find the comb's cells on the empty page, then draw and recompute the ink and line mask
+    (the strokes here are straight enough to read as rulings on so small a page)."""
+    from dataclasses import replace
+
+    from pipeline.boxes import page_lines
+    from pipeline.morph import line_length, normalise_ink
+
+    lay = _one_cell_page(lambda img, x, y, s: None)
+    img = lay.aligned.image.copy()
+    x, y, s, _ = lay.fields[0].cells[1].aligned_box
+    draw(img, x, y, s)
+    ink = normalise_ink(img)
+    return replace(lay, ink=ink, lines=page_lines(ink, line_length(img.shape)).both)
+
+
+def _stem_and_bar(img, x, y, s, bar_from):
+    stem = x + int(0.65 * s)
+    cv2.line(img, (stem, y + int(0.15 * s)), (stem, y + int(0.9 * s)), 0, 3)
+    cv2.line(img, (bar_from, y + int(0.6 * s)), (stem + 6, y + int(0.6 * s)), 0, 3)
+
+
+def test_strokes_straying_over_the_wall_stay_with_their_digit():
+    def draw(img, x, y, s):
+        # a "4" whose left arm is written over the left wall: the arm runs down along the
+        # wall from outside (so the wall's removal takes a long piece of it, too long to
+        # bridge across) and the bar joins it to the stem inside
+        _stem_and_bar(img, x, y, s, x + 2)
+        cv2.line(img, (x - 14, y + int(0.1 * s)), (x + 2, y + int(0.6 * s)), 0, 3)
+
+    lay = _drawn_on_found_comb(draw)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    assert not mid.blank
+    # the arm's upper part, outside the cell, is in the crop: ink reaches the crop's top
+    # left, above the bar
+    assert (mid.pixels[:12, :6] > 0.3).sum() >= 4
+
+
+def test_a_stroke_running_on_past_the_search_region_is_not_taken():
+    def draw(img, x, y, s):
+        # the same "4", but the arm runs on up and out of the region searched around the
+        # cell (0.3 cell sides): it continues elsewhere, so it is not this cell's stroke
+        _stem_and_bar(img, x, y, s, x + 2)
+        cv2.line(img, (x - 24, y - int(0.45 * s)), (x + 2, y + int(0.6 * s)), 0, 3)
+
+    lay = _drawn_on_found_comb(draw)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    assert not mid.blank
+    assert (mid.pixels[:12, :6] > 0.3).sum() == 0
