@@ -31,7 +31,7 @@ _HINT = "pass the truth.json written by 'digitform synth'"
 COUNTS = (
     "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth",
     "digits_found", "digits_correct", "blank_truth", "blank_correct", "false_digits_on_blank",
-    "errors_unflagged", "errors_flagged", "predicted_digits", "flagged", "fields_truth", "fields_exact",
+    "errors_unflagged", "errors_flagged", "predicted_digits", "flagged", "flagged_blanks", "fields_truth", "fields_exact",
 )
 
 
@@ -156,6 +156,8 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
         if _digit(d) is not None:
             c["predicted_digits"] += 1
             c["flagged"] += int(bool(d.get("flagged")))
+        else:
+            c["flagged_blanks"] += int(bool(d.get("flagged")))
     tfield_pos: dict[int, int] = {}
     for ti, (fi, d) in enumerate(tcells):
         pos = tfield_pos.get(fi, 0)
@@ -214,7 +216,8 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         (cells_found / cells_truth), ``cell_precision`` (cells_found / cells_predicted),
         ``digit_accuracy`` (digits_correct / digits_truth, missed cells count as wrong),
         ``digit_accuracy_found`` (digits_correct / digits_found), ``blank_accuracy``,
-        ``flag_rate`` (flagged / predicted_digits), ``caught`` (errors_flagged / errors among
+        ``flag_rate`` (flagged / predicted_digits), ``review_rate`` (flagged cells, digits
+        and blank verdicts, / cells_predicted: the reviewer's load), ``caught`` (errors_flagged / errors among
         found non-blank cells), ``field_accuracy`` (fields_exact / fields_truth), and
         ``per_page``: the per-page counts from ``score_page``, in truth order.
 
@@ -237,6 +240,7 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         digit_accuracy_found=_ratio(s["digits_correct"], s["digits_found"]),
         blank_accuracy=_ratio(s["blank_correct"], s["blank_truth"]),
         flag_rate=_ratio(s["flagged"], s["predicted_digits"], 0.0),
+        review_rate=_ratio(s["flagged"] + s["flagged_blanks"], s["cells_predicted"], 0.0),
         caught=_ratio(s["errors_flagged"], errors),
         field_accuracy=_ratio(s["fields_exact"], s["fields_truth"]),
         iou=iou,
@@ -256,7 +260,8 @@ def format_report(scores: dict) -> str:
         f"on found cells {s['digit_accuracy_found']:.4f}",
         f"blanks  correct {s['blank_correct']}/{s['blank_truth']}   digits read on blank cells {s['false_digits_on_blank']}",
         f"flags   flag rate {s['flag_rate']:.4f} ({s['flagged']}/{s['predicted_digits']})   caught {s['caught']:.4f} "
-        f"({s['errors_flagged']} flagged, {s['errors_unflagged']} unflagged errors)",
+        f"({s['errors_flagged']} flagged, {s['errors_unflagged']} unflagged errors)   "
+        f"blank verdicts flagged {s['flagged_blanks']}   review rate {s['review_rate']:.4f}",
         f"fields  exact {s['field_accuracy']:.4f} ({s['fields_exact']}/{s['fields_truth']})",
         "",
         f"{'source':<28} {'page':>4} {'cells':>11} {'digits':>11} {'fields':>9}",

@@ -114,6 +114,57 @@ def _drop_leftover_box_lines(stats: np.ndarray, keep: np.ndarray, origin: tuple[
                 keep[near] = False
 
 
+def stroke_on_box_line(mask: np.ndarray, interior: tuple[int, int, int, int], line_width: float) -> float:
+    """How far along the cell's box lines a stroke lies on the line itself.
+
+    A "1" written on top of a wall is removed with the wall and leaves the cell blank. Such
+    a stroke shows as a stretch where the wall is much thicker than elsewhere: for each wall
+    the run of ink across it (through its darkest line) is measured at every position
+    along it; positions where the run exceeds the cell's usual wall thickness (the median
+    over its four walls of each wall's median run) by ``max(3, 0.75 * line_width)`` pixels are
+    thickened. A comb's bold frame is most of a cell's walls, so it sets the usual
+    thickness; a stroke on one wall, or touching it from either side, stands out.
+
+    Args:
+        mask: (h, w) bool ink of the search region around the cell.
+        interior: (x, y, w, h) of the cell interior in region pixels.
+        line_width: typical ruling thickness, pixels.
+
+    Returns:
+        The longest thickened stretch over the four walls, as a share of the wall's length, in [0, 1].
+    """
+    x, y, w, h = interior
+    H, W = mask.shape
+    reach = int(round(2 * line_width)) + 3
+    walls = []
+    for vertical, pos, lo, hi in ((True, x - 1, y, y + h), (True, x + w, y, y + h), (False, y - 1, x, x + w), (False, y + h, x, x + w)):
+        # the wall band: rows along the wall, columns across it
+        a, b = max(0, pos - reach), min(W if vertical else H, pos + reach + 1)
+        band = mask[lo:hi, a:b] if vertical else mask[a:b, lo:hi].T
+        if band.shape[0] < 4 or band.shape[1] == 0:
+            continue
+        line = int(np.argmax(band.sum(axis=0)))
+        runs = np.zeros(band.shape[0])
+        for i, row in enumerate(band):
+            if row[line]:
+                r0 = line - int(np.argmin(row[line::-1])) + 1 if not row[: line + 1].all() else 0
+                r1 = line + int(np.argmin(row[line:])) if not row[line:].all() else row.size
+                runs[i] = r1 - r0
+        walls.append(runs)
+    if not walls:
+        return 0.0
+    # the cell's usual wall thickness: the median over its walls of each wall's median run
+    usual = float(np.median([np.median(r[r > 0]) if (r > 0).any() else 0.0 for r in walls]))
+    best = 0.0
+    for runs in walls:
+        longest = cur = 0
+        for t in runs > usual + max(3.0, 0.75 * line_width):
+            cur = cur + 1 if t else 0
+            longest = max(longest, cur)
+        best = max(best, longest / runs.size)
+    return float(best)
+
+
 def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
     """Which sides of a region (x0, y0, x1, y1) were cut short by the page edge: (left, top, right, bottom)."""
     x0, y0, x1, y1 = region
@@ -239,11 +290,13 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     # label, a mark straying in) - when large, the verdict on this cell is doubtful
     stray = float((cell_strokes & ~cell_kept).sum()) / float(w * h)
     if not kept.any():
-        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0, stray) for _ in turns)
+        on_line = stroke_on_box_line(ink > s.ink_level, (cx0, cy0, w, h), layout.line_width)
+        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0, stray, on_line) for _ in turns)
     ys, xs = np.nonzero(kept)
     by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     if inked < s.blank_ink or max(by1 - by0, bx1 - bx0) < s.blank_extent * h:
-        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray) for _ in turns)
+        on_line = stroke_on_box_line(ink > s.ink_level, (cx0, cy0, w, h), layout.line_width)
+        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))

@@ -127,6 +127,7 @@ class DigitCrop:
     blank: bool  # True when the cell holds no mark
     ink: float  # share of the cell interior covered by kept ink, in [0, 1]
     stray: float = 0.0  # share of the cell interior covered by ink judged to belong elsewhere (dropped marks), in [0, 1]
+    on_line: float = 0.0  # longest stretch of a box line thickened by a stroke lying on it, in cell sides, in [0, 1]
 
 
 @dataclass(frozen=True, slots=True)

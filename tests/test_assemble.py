@@ -287,3 +287,20 @@ def test_blank_verdict_over_much_dropped_ink_is_flagged_stray_ink():
     d = form.fields[0].digits
     assert [x.flagged for x in d] == [False, True, False]
     assert form.fields[0].flags == (FLAG_STRAY_INK,) and form.status.value == "needs_review"
+
+
+def test_blank_verdict_with_a_stroke_on_its_box_line_is_flagged_ink_on_line():
+    from pipeline.assemble import FLAG_INK_ON_LINE, ON_LINE_LEVEL
+
+    lay = make_layout([3])
+    cells = lay.fields[0].cells
+    z = np.zeros((28, 28), np.float32)
+    crops = [[
+        DigitCrop(cells[0], z, True, 0.0, 0.0, ON_LINE_LEVEL + 0.2),  # a "1" on the wall, removed with it
+        DigitCrop(cells[1], z, True, 0.0, 0.0, ON_LINE_LEVEL / 3),  # a wall a little uneven
+        DigitCrop(cells[2], z, False, 0.1, 0.0, 0.9),  # a digit was read: the verdict stands on its own
+    ]]
+    form = assemble_form(lay, crops, [[pred(None, 1.0), pred(None, 1.0), pred(4)]], threshold=0.9)
+    d = form.fields[0].digits
+    assert [x.flagged for x in d] == [True, False, False]
+    assert form.fields[0].flags == (FLAG_INK_ON_LINE,)

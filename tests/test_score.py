@@ -72,6 +72,16 @@ def test_flagged_error_is_caught() -> None:
     assert s["caught"] == 0.5 and s["flag_rate"] == pytest.approx(1 / 9)
 
 
+def test_flagged_blank_verdicts_count_in_the_review_rate_not_the_flag_rate() -> None:
+    pred = _pred()
+    _set(pred, 0, 0, 3, None, flagged=True)  # a true blank, flagged
+    _set(pred, 1, 0, 0, None, flagged=True)  # an "8" read as blank, flagged
+    s = score_pages(pred, _truth())
+    assert s["flagged_blanks"] == 2 and s["flagged"] == 0 and s["flag_rate"] == 0.0
+    assert s["review_rate"] == pytest.approx(2 / 11)
+    assert "blank verdicts flagged 2" in format_report(s)
+
+
 def test_boxes_shifted_below_iou_are_not_found() -> None:
     pred = _pred()
     for d in pred[0]["fields"][1]["digits"]:

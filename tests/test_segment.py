@@ -197,3 +197,16 @@ def test_a_stroke_running_on_past_the_search_region_is_not_taken():
     mid = segment_cell(lay, lay.fields[0].cells[1])
     assert not mid.blank
     assert (mid.pixels[:12, :6] > 0.3).sum() == 0
+
+
+def test_a_one_written_on_the_wall_reads_blank_but_shows_on_the_box_line():
+    def one_on_wall(img, x, y, s):
+        cv2.line(img, (x - 1, y + int(0.15 * s)), (x - 1, y + int(0.85 * s)), 0, 6)
+
+    lay = _drawn_on_found_comb(one_on_wall)
+    left, mid, right = (segment_cell(lay, c) for c in lay.fields[0].cells)
+    assert mid.blank and mid.on_line >= 0.6  # the stroke runs 70% of the wall
+    assert left.on_line >= 0.6  # the wall is shared: the left cell sees it too
+    assert right.on_line < 0.1
+    empty = _one_cell_page(lambda img, x, y, s: None)
+    assert all(segment_cell(empty, c).on_line < 0.1 for c in empty.fields[0].cells)
