@@ -297,11 +297,13 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     if inked < s.blank_ink or max(by1 - by0, bx1 - bx0) < s.blank_extent * h:
         on_line = stroke_on_box_line(ink > s.ink_level, (cx0, cy0, w, h), layout.line_width)
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
+    extent = max(by1 - by0, bx1 - bx0) / h
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
     if top > 0:
         patch = np.clip(patch / top, 0.0, 1.0)
     return tuple(
-        DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray) for t in turns
+        DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray, extent=extent)
+        for t in turns
     )

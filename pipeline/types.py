@@ -128,6 +128,7 @@ class DigitCrop:
     ink: float  # share of the cell interior covered by kept ink, in [0, 1]
     stray: float = 0.0  # share of the cell interior covered by ink judged to belong elsewhere (dropped marks), in [0, 1]
     on_line: float = 0.0  # longest stretch of a box line thickened by a stroke lying on it, in cell sides, in [0, 1]
+    extent: float = 1.0  # the kept mark's bounding box, longer side, in cell heights (1.0 when not measured)
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,3 +304,20 @@ def test_blank_verdict_with_a_stroke_on_its_box_line_is_flagged_ink_on_line():
     d = form.fields[0].digits
     assert [x.flagged for x in d] == [True, False, False]
     assert form.fields[0].flags == (FLAG_INK_ON_LINE,)
+
+
+def test_a_mark_too_small_or_faint_for_a_whole_digit_is_flagged_small_mark():
+    from pipeline.assemble import FAINT_INK, FLAG_SMALL_MARK, SMALL_EXTENT
+
+    lay = make_layout([4])
+    cells = lay.fields[0].cells
+    z = np.zeros((28, 28), np.float32)
+    crops = [[
+        DigitCrop(cells[0], z, False, 0.12, extent=0.7),  # a whole digit
+        DigitCrop(cells[1], z, False, 0.12, extent=SMALL_EXTENT - 0.05),  # a short fragment
+        DigitCrop(cells[2], z, False, FAINT_INK / 2, extent=0.7),  # a faint, broken digit
+        DigitCrop(cells[3], z, True, 0.0, extent=0.0),  # blank: nothing to flag
+    ]]
+    form = assemble_form(lay, crops, [[pred(1, 0.999), pred(1, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
+    assert [x.flagged for x in form.fields[0].digits] == [False, True, True, False]
+    assert form.fields[0].flags == (FLAG_SMALL_MARK,)

@@ -210,3 +210,13 @@ def test_a_one_written_on_the_wall_reads_blank_but_shows_on_the_box_line():
     assert right.on_line < 0.1
     empty = _one_cell_page(lambda img, x, y, s: None)
     assert all(segment_cell(empty, c).on_line < 0.1 for c in empty.fields[0].cells)
+
+
+def test_extent_is_the_marks_longer_side_in_cell_heights():
+    def short_stroke(img, x, y, s):
+        cv2.line(img, (x + s // 2, y + s // 3), (x + s // 2, y + s // 3 + 18), 0, 3)  # 18 px + caps
+
+    lay = _one_cell_page(short_stroke)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    h = lay.fields[0].cells[1].aligned_box[3]
+    assert not mid.blank and abs(mid.extent - 21 / h) < 0.06
