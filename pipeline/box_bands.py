@@ -92,7 +92,10 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
         # handwriting resting on the line (a row of digits touching their bottom ruling) can
         # smear over most columns of the smoothed mask; where the line is solid on the raw
         # ink, its row and thickness are measured there
-        prof = _ink_profile(ink_mask, yc, int(x), int(x + w), max(t / 2 + 3, max_thick)) if ink_mask is not None else None
+        # a thin component is a ruling by itself and lies within its own rows: a solid line
+        # above or below it (a long rule over a row of dashed boxes) is another ruling
+        reach = max(t / 2 + 3, max_thick if t > max_thick / 4 else max(yc - y, y + h - yc) + 2)
+        prof = _ink_profile(ink_mask, yc, int(x), int(x + w), reach) if ink_mask is not None else None
         if prof is not None:
             yc, t = prof[0], prof[1]
         if t <= max_thick:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pages import iou
 
 from pipeline.align import align_page
-from pipeline.box_bands import _ink_profile, _ruled, _weak_lattice
+from pipeline.box_bands import _ink_profile, _ruled, _segments, _weak_lattice
 from pipeline.box_cells import BoxSettings
 from pipeline.boxes import find_fields
 from pipeline.types import Page
@@ -112,3 +113,17 @@ def test_weak_lattice_leaves_separate_boxes_and_strong_combs_alone():
     cov = _cov_with_walls(walls + [w + 22 for w in walls[:-1]])
     got = _weak_lattice([(w, w + 2) for w in walls], cov, 0, 40.0, 0, 400, BoxSettings())
     assert got is None
+
+
+def test_a_thin_ruling_is_not_moved_onto_a_solid_line_above_it():
+    # the line mask holds a thin ruling at row 100 (a dashed box top, bridged) and, on the raw
+    # ink, a solid rule lies at row 75; a soft scan made the thickness limit large (42 px)
+    horiz = np.zeros((200, 800), np.uint8)
+    horiz[99:102, 100:700] = 255
+    horiz[74:77, 20:780] = 255
+    ink = np.zeros_like(horiz)
+    ink[74:77, 20:780] = 255  # the solid rule
+    for x in range(100, 700, 11):
+        ink[99:102, x : x + 7] = 255  # the dashed ruling, 64% inked
+    segs = _segments(horiz, 50, 42.0, 8, ink)
+    assert sorted(round(g.y) for g in segs) == [75, 100]
