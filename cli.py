@@ -250,6 +250,7 @@ def synth(
     seed: int = typer.Option(1, help="Random seed (same seed, same forms)."),
     style: str = typer.Option("sample", help="sample | holdout (other layouts and distortions)"),
     data: Path = typer.Option(Path("../shared/data/mnist"), help="Folder of the MNIST IDX files (test digits are used)."),
+    split: str = typer.Option("test", help="test: forms to measure on | train: forms to train on (MNIST training digits, validation ones left out)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Draw realistic synthetic scanned forms from MNIST test digits, with a truth file."""
@@ -259,7 +260,7 @@ def synth(
     try:
         if style not in ("sample", "holdout"):
             raise ConfigError(f"--style {style}: unknown style", hint="use sample or holdout")
-        truth = generate_forms(out_dir, count, seed, data, style=style)
+        truth = generate_forms(out_dir, count, seed, data, style=style, split=split)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
         raise _fail(exc) from None
     err.print(f"wrote {count} form(s) and {truth}", markup=False, soft_wrap=True)

@@ -87,6 +87,23 @@ def load_mnist(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def validation_split(n: int, seed: int = 0, val_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST training images ``digitform train`` trains on and the ones it holds out.
+
+    The last ``val_size`` of a permutation seeded by ``seed`` are held out (choosing the epoch,
+    fitting the temperature, choosing the threshold); everything else that trains on MNIST
+    training digits (fine-tuning replay, training forms) must leave them alone.
+
+    Args:
+        n: number of MNIST training images (60,000). seed, val_size: ``TrainConfig``'s.
+
+    Returns:
+        (train indices, validation indices), int64 arrays.
+    """
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[:-val_size], perm[-val_size:]
+
+
 def load_crop_folder(root: Path) -> tuple[list[Path], np.ndarray]:
     """List a folder of labelled crops laid out as ``ROOT/<digit>/*.png``.
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classify.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
-from .config import FinetuneConfig
-from .data import load_crop_folder, load_mnist
+from .config import FinetuneConfig, TrainConfig
+from .data import load_crop_folder, load_mnist, validation_split
 from .errors import ConfigError, DigitformError
 from .io import read_pages
 from .nondigits import make_nondigits
@@ -170,7 +170,13 @@ def _accuracy_nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float
     return acc, nll
 
 
-def finetune(cfg: FinetuneConfig, *, model: LoadedModel | None = None, progress: ProgressFn | None = None) -> FinetuneResult:
+def finetune(
+    cfg: FinetuneConfig,
+    *,
+    model: LoadedModel | None = None,
+    progress: ProgressFn | None = None,
+    crops: tuple[np.ndarray, np.ndarray] | None = None,
+) -> FinetuneResult:
     """Fine-tune a checkpoint on labelled crops and write the result to ``cfg.out``.
 
     Seeded: the same settings, crops and start checkpoint give the same checkpoint on the
@@ -184,6 +190,9 @@ def finetune(cfg: FinetuneConfig, *, model: LoadedModel | None = None, progress:
             rejecting them.
         progress: called as ``progress(phase, done, total, metrics)`` ("train" per batch,
             "epoch" per epoch).
+        crops: already-normalised crops to use instead of reading ``cfg.crops``:
+            ((N, 28, 28) float32 in [0, 1], ink = 1; (N,) int64 labels 0-9), e.g. the
+            pipeline's own crops of training forms (``scripts/form_finetune.py``).
 
     Returns:
         Before/after accuracy and NLL on the held-out crops, counts, temperatures, history.
@@ -196,7 +205,10 @@ def finetune(cfg: FinetuneConfig, *, model: LoadedModel | None = None, progress:
     gen = seed_everything(cfg.seed)
     start = model if model is not None else load_checkpoint(cfg.model, "cpu")
     n_classes = len(start.classes)
-    crops, labels, skipped = load_labelled_crops(cfg.crops)
+    if crops is None:
+        crops, labels, skipped = load_labelled_crops(cfg.crops)
+    else:
+        (crops, labels), skipped = crops, 0
     tr_idx, ho_idx = split_per_class(labels, cfg.held_out, cfg.seed)
     x_tr = torch.from_numpy(crops[tr_idx]).unsqueeze(1)
     y_tr = torch.from_numpy(labels[tr_idx])
@@ -208,7 +220,11 @@ def finetune(cfg: FinetuneConfig, *, model: LoadedModel | None = None, progress:
     mnist_x = None
     if cfg.data is not None and cfg.mnist_share > 0:
         images, mlabels = load_mnist(cfg.data, "train")
-        mnist_x, mnist_y = torch.from_numpy(images), torch.from_numpy(mlabels)
+        # only the digits training used: the held-out ones stay held out for the threshold
+        # (scripts/choose_threshold.py) of the fine-tuned model
+        keep, _ = validation_split(len(images), TrainConfig().seed, TrainConfig().val_size)
+        keep = np.sort(keep)
+        mnist_x, mnist_y = torch.from_numpy(images[keep]), torch.from_numpy(mlabels[keep])
     nd_tr = nd_ho = None
     if n_classes > 10 and cfg.nondigit_share > 0:
         ink = (crops[tr_idx] * 255).astype(np.uint8)

@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from . import synth_draw as dr
-from .data import load_mnist
+from .data import load_mnist, validation_split
 from .errors import ConfigError
 from .synth_layout import DrawnField, PageCtx, draw_page
 
@@ -276,10 +276,11 @@ def _save(path: Path, imgs: list[np.ndarray], fmt: str, dpi_tag: int | None, qua
     return quality
 
 
-def generate_forms(out_dir: Path, count: int, seed: int, mnist_dir: Path, *, style: str = "sample") -> Path:
+def generate_forms(out_dir: Path, count: int, seed: int, mnist_dir: Path, *, style: str = "sample", split: str = "test") -> Path:
     """Write ``count`` synthetic scanned form pages and their ``truth.json`` into ``out_dir``.
 
-    Digits come from the MNIST **test** split only (LeCun et al., 1998): images with an even
+    Digits come from the MNIST **test** split (LeCun et al., 1998; ``split="train"`` makes
+    forms to train on instead): images with an even
     index for ``style="sample"``, an odd index for ``style="holdout"``, so the two never share a
     digit image and neither shares one with training. Output is deterministic for a given
     (seed, style, count, MNIST files, library versions): same truth, same image bytes.
@@ -294,6 +295,10 @@ def generate_forms(out_dir: Path, count: int, seed: int, mnist_dir: Path, *, sty
         seed: int >= 0; drives every random choice through ``np.random.default_rng``.
         mnist_dir: folder holding the MNIST IDX files (see ``pipeline.data.load_mnist``).
         style: "sample" or "holdout" (see the module docstring).
+        split: "test" (the default: forms to measure on) or "train": forms to train on,
+            drawn from the MNIST training digits that ``digitform train`` trained on (its
+            held-out validation digits are left out, ``data.validation_split``), with the
+            same parity rule per style.
 
     Returns:
         Path of ``truth.json``: ``{"schema_version": 1, "generator": {...}, "pages": [...]}``, each
@@ -314,8 +319,13 @@ def generate_forms(out_dir: Path, count: int, seed: int, mnist_dir: Path, *, sty
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}", hint="pass --seed 0 or more")
     st = STYLES[style]
-    images, labels = load_mnist(Path(mnist_dir), "test")
+    if split not in ("test", "train"):
+        raise ConfigError(f"unknown MNIST split {split!r}", hint="use test or train")
+    images, labels = load_mnist(Path(mnist_dir), split)
     pool = np.arange(st.parity, len(images), 2)
+    if split == "train":
+        trained, _ = validation_split(len(images))
+        pool = np.intersect1d(pool, trained)
     rng = np.random.default_rng([int(seed), list(STYLES).index(style)])
     if st.formats:
         names = [f for f, _ in st.formats]
@@ -351,7 +361,7 @@ def generate_forms(out_dir: Path, count: int, seed: int, mnist_dir: Path, *, sty
         log.debug("wrote %s (%d page(s), %s)", name, len(group), fmt)
     truth_path = out_dir / "truth.json"
     doc = {"schema_version": SCHEMA_VERSION,
-           "generator": {"style": style, "seed": int(seed), "count": count, "mnist_split": "test",
+           "generator": {"style": style, "seed": int(seed), "count": count, "mnist_split": split,
                          "mnist_indices": "even" if st.parity == 0 else "odd", "pages": notes},
            "pages": pages}
     truth_path.write_text(json.dumps(doc, indent=1) + "\n")

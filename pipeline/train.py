@@ -19,7 +19,7 @@ from .classify.checkpoint import DEFAULT_PREPROCESS, LoadedModel, save_checkpoin
 from .classify.model import DigitNet
 from .classify.predictor import resolve_device
 from .config import AugmentConfig, TrainConfig
-from .data import load_mnist
+from .data import load_mnist, validation_split
 from .nondigits import make_nondigits
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     device = resolve_device(cfg.device)
     gen = seed_everything(cfg.seed)
     images, labels = load_mnist(cfg.data, "train")
-    perm = np.random.default_rng(cfg.seed).permutation(len(images))
-    val_idx, tr_idx = perm[-cfg.val_size :], perm[: -cfg.val_size]
+    tr_idx, val_idx = validation_split(len(images), cfg.seed, cfg.val_size)
     x_all = torch.from_numpy(images).float().div_(255).unsqueeze(1)
     y_all = torch.from_numpy(labels)
     x_tr, y_tr, x_val, y_val = x_all[tr_idx], y_all[tr_idx], x_all[val_idx], y_all[val_idx]

@@ -21,7 +21,7 @@ import torch
 from pipeline.classify.checkpoint import default_checkpoint_path, load_checkpoint, store_threshold
 from pipeline.classify.predictor import Predictor
 from pipeline.config import TrainConfig, build
-from pipeline.data import load_mnist
+from pipeline.data import load_mnist, validation_split
 from pipeline.evaluate import ece, recommend_threshold, threshold_metrics
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     path = args.model or default_checkpoint_path()
     model = load_checkpoint(path)
     images, labels = load_mnist(args.data, "train")
-    val = np.random.default_rng(cfg.seed).permutation(len(images))[-cfg.val_size :]
+    _, val = validation_split(len(images), cfg.seed, cfg.val_size)
     probs = Predictor(model, torch.device("cpu"), 1000).probabilities(images[val].astype(np.float32) / 255.0)
     top = probs[:, :10].argmax(1)
     conf = probs[np.arange(len(top)), top]

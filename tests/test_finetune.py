@@ -179,3 +179,29 @@ def test_finetune_mixes_mnist_when_data_is_given(drawn_crops: Path, small11: Loa
     r = finetune(cfg, model=small11)
     assert load_checkpoint(cfg.out, "cpu").metrics["finetune"]["mnist_mixed"] is True
     assert r.history and r.history[0]["train_loss"] > 0
+
+
+def test_finetune_takes_crops_given_as_arrays_unchanged(drawn_crops: Path, small11: LoadedModel, tmp_path: Path):
+    x, y, _ = load_labelled_crops(drawn_crops)
+    x = x.copy()
+    x[:, :, :3] = 1.0  # a box-line fragment down the left edge: the folder loader would not keep it so
+    cfg = FinetuneConfig(crops=tmp_path / "unused", out=tmp_path / "ft.pt", epochs=1, device="cpu", seed=7, batch_size=16)
+    r = finetune(cfg, model=small11, crops=(x, y))
+    assert r.n_finetune + r.n_held_out == len(y) and r.skipped == 0
+    # the held-out accuracy before is the start model's on these very arrays
+    _, ho = split_per_class(y, cfg.held_out, cfg.seed)
+    from pipeline.train import predict_logits
+
+    logits = predict_logits(small11.net, torch.from_numpy(x[ho]).unsqueeze(1), dict(small11.preprocess), torch.device("cpu"))
+    assert r.before_accuracy == pytest.approx(float((logits[:, :10].argmax(1).numpy() == y[ho]).mean()))
+
+
+def test_validation_split_is_a_seeded_partition_of_the_training_images():
+    from pipeline.data import validation_split
+
+    tr, val = validation_split(60_000, seed=0, val_size=5000)
+    assert len(val) == 5000 and len(tr) == 55_000
+    assert len(np.union1d(tr, val)) == 60_000 and not np.intersect1d(tr, val).size
+    tr2, val2 = validation_split(60_000, seed=0, val_size=5000)
+    assert np.array_equal(val, val2) and np.array_equal(tr, tr2)
+    assert not np.array_equal(val, validation_split(60_000, seed=1, val_size=5000)[1])

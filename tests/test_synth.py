@@ -129,3 +129,25 @@ def test_bad_arguments_raise_config_error(tmp_path: Path) -> None:
         generate_forms(tmp_path, 0, seed=0, mnist_dir=tmp_path)
     with pytest.raises(ConfigError, match="t10k-images"):
         generate_forms(tmp_path, 1, seed=0, mnist_dir=tmp_path)
+
+
+def test_training_forms_use_only_the_digits_training_trained_on(mnist: Path, tmp_path: Path) -> None:
+    from pipeline.data import load_mnist, validation_split
+
+    if not any((mnist / n).exists() for n in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")):
+        pytest.skip(f"MNIST training files not found in {mnist}")
+    doc = json.loads(generate_forms(tmp_path, 2, seed=3, mnist_dir=mnist, style="sample", split="train").read_text())
+    assert doc["generator"]["mnist_split"] == "train"
+    used = [i for p in doc["generator"]["pages"] for i in p["mnist_indices"]]
+    images, labels = load_mnist(mnist, "train")
+    _, held_out = validation_split(len(images))
+    assert used and not set(used) & set(held_out.tolist())
+    assert all(i % 2 == 0 for i in used)  # the sample style's parity
+    # the truth digits are the training labels of those images
+    digits = [d["digit"] for p in doc["pages"] for f in p["fields"] for d in f["digits"] if d["digit"] is not None]
+    assert sorted(digits) == sorted(str(labels[i]) for i in used)
+
+
+def test_unknown_mnist_split_is_a_config_error(mnist: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        generate_forms(tmp_path, 1, seed=0, mnist_dir=mnist, split="validation")
