@@ -64,11 +64,13 @@ def _ink_profile(
     if hi <= lo:
         return None
     counts = sub[lo:hi].sum(axis=1)
-    rows = lo + np.nonzero(counts >= 0.8 * counts.max())[0]
+    # rows solid enough to be a ruling (a handwritten bar nearer ``yc``, inked over less of
+    # the width, is passed over rather than ending the search)
+    rows = lo + np.nonzero((counts >= 0.8 * counts.max()) & (counts >= min_share * sub.shape[1]))[0]
+    if rows.size == 0:
+        return None
     c = int(rows[np.argmin(np.abs(rows - (y - r0)))])
     row = sub[c]
-    if row.mean() < min_share:
-        return None
     up = np.cumprod(sub[c::-1], axis=0).sum(axis=0)[row]
     down = np.cumprod(sub[c:], axis=0).sum(axis=0)[row]
     return r0 + c + (float(np.median(down)) - float(np.median(up))) / 2, float(np.median(up + down - 1)), float(row.mean())
@@ -94,8 +96,12 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
         # ink, its row and thickness are measured there
         # a thin component is a ruling by itself and lies within its own rows: a solid line
         # above or below it (a long rule over a row of dashed boxes) is another ruling
-        reach = max(t / 2 + 3, max_thick if t > max_thick / 4 else max(yc - y, y + h - yc) + 2)
-        prof = _ink_profile(ink_mask, yc, int(x), int(x + w), reach) if ink_mask is not None else None
+        own = max(yc - y, y + h - yc) + 2  # reach to the component's own edges
+        reach = max(t / 2 + 3, max(max_thick, own) if t > max_thick / 4 else own)
+        # (measured inside the component's ends: row smoothing stretches a line by about
+        # half its window, length // 6 = bridge // 3, at each end)
+        trim = max(1, bridge // 3) if w > 4 * bridge else 0
+        prof = _ink_profile(ink_mask, yc, int(x) + trim, int(x + w) - trim, reach) if ink_mask is not None else None
         if prof is not None:
             yc, t = prof[0], prof[1]
         if t <= max_thick:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from pages import iou
 
 from pipeline.align import align_page
@@ -61,6 +62,17 @@ def test_ink_profile_keeps_each_line_of_a_double_ruling():
     mask[42:45, :] = 255
     assert abs(_ink_profile(mask, 43.0, 0, 300, 20)[0] - 43) <= 0.5
     assert abs(_ink_profile(mask, 31.0, 0, 300, 20)[0] - 31) <= 0.5
+
+
+def test_ink_profile_passes_over_a_handwritten_bar_nearer_than_the_ruling():
+    # a heavy "7" in a box: its top bar (75% of the width) lies nearer the smeared
+    # component's centre than the box's bottom ruling (90% inked: the last columns are the
+    # line-mask overhang beyond the box)
+    mask = np.zeros((80, 100), np.uint8)
+    mask[20:24, 10:85] = 255
+    mask[60:62, 0:90] = 255
+    y, t, share = _ink_profile(mask, 30.0, 0, 100, 40)
+    assert abs(y - 60.5) <= 0.5 and t == 2 and share == pytest.approx(0.9)
 
 
 def test_ink_profile_gives_up_on_a_faint_row():

@@ -123,3 +123,21 @@ def test_cells_inside_a_qr_code_are_dropped():
     inside, outside = _Cell(700, 400, 40, 40, 3.0), _Cell(200, 400, 40, 40, 3.0)
     assert _outside([inside, outside], quads) == [outside]
     assert _qr_codes(np.full((400, 400), 255, np.uint8)) == []
+
+
+def test_qr_code_on_a_skewed_noisy_scan_is_found():
+    # sample_forms/sample_004.png: a 1-bit scan at 1.6 degrees where OpenCV's classic QR
+    # detector finds nothing; the ArUco-based one finds the code
+    from pipeline.boxes import _qr_codes
+    from pipeline.io import read_pages
+
+    page = next(read_pages(Path(__file__).resolve().parents[1] / "sample_forms" / "sample_004.png"))
+    image = align_page(page).image
+    assert not cv2.QRCodeDetector().detectMulti(image)[0]
+    quads = _qr_codes(image)
+    assert quads
+    layout = find_fields(align_page(page))
+    for f in layout.fields:
+        for c in f.cells:
+            x, y, w, h = c.aligned_box
+            assert all(cv2.pointPolygonTest(q, (x + w / 2, y + h / 2), False) < 0 for q in quads), f"cell {c.aligned_box} inside the QR code"
