@@ -363,7 +363,7 @@ def _band_cells(
             if found and wide >= len(found):
                 break  # a table row, not a row of digit cells
             found = [
-                c for c in _merge_split_cells(found, s)
+                c for c in _merge_split_cells(found, s, mask)
                 if c.border <= s.max_border_ratio * min(c.w, c.h)
                 and _solid_blob(mask, c.x, c.y, c.w, c.h) <= s.max_solid_fill
                 and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2  # not a letter's bowl ("o" of bold print)

@@ -92,13 +92,50 @@ def _inked_corners(mask: np.ndarray, x: int, y: int, w: int, h: int, size: float
     )
 
 
-def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list[_Cell]:
+def _printed_wall(mask: np.ndarray, a: _Cell, b: _Cell) -> bool:
+    """Whether the ink between two neighbouring cells is a printed wall, not a stroke.
+
+    A printed wall runs the whole height between the rulings, dead straight (after deskew)
+    and as thick as the cells' other box lines. A handwritten "1" that splits a box is
+    slanted or wobbles, stops short of a ruling, or is thicker than the box lines. Every row
+    from ruling to ruling must hold ink in the gap (+-2 px; 98% of them), at least 75% of
+    the run centres must lie within 1.5 px of their median (digits touching the wall move
+    the others), the line through them may drift by at most max(1 px, 1% of the height:
+    about 0.6 degrees) from top to bottom (after deskew a printed wall is upright) and the median run at most 1.6 times the
+    border thickness + 2 px.
+
+    Args:
+        mask: (H, W) uint8 0/255 raw ink mask. a, b: the left and right cell.
+    """
+    H, W = mask.shape
+    y0, y1 = max(a.y, b.y), min(a.y + a.h, b.y + b.h)
+    x0, x1 = max(0, a.x + a.w - 2), min(W, b.x + 2)
+    if x1 - x0 < 1 or y1 - y0 < 4:
+        return False
+    band = mask[y0:y1, x0:x1] > 0
+    inked = band.any(axis=1)
+    if inked.mean() < 0.98:
+        return False
+    cols = np.arange(band.shape[1])
+    centres = (band * cols).sum(axis=1)[inked] / band.sum(axis=1)[inked]
+    runs = band.sum(axis=1)[inked]
+    border = (a.border + b.border) / 2
+    near = np.abs(centres - np.median(centres)) <= 1.5
+    straight = float(near.mean())
+    rows = np.nonzero(inked)[0]
+    # slant: the slope of the near-median centres over the rows, times the height
+    drift = abs(float(np.polyfit(rows[near], centres[near], 1)[0])) * (y1 - y0) if near.sum() >= 3 else 0.0
+    return straight >= 0.75 and drift <= max(1.0, 0.01 * (y1 - y0)) and float(np.median(runs)) <= 1.6 * border + 2
+
+
+def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: np.ndarray | None = None) -> list[_Cell]:
     """Merge two narrow neighbours that together make one cell.
 
     A handwritten stroke that runs from the top border to the bottom border (a long "1")
     is straight and long enough to pass for a wall and split its cell in two. Narrow
     means narrower than 3:5 (width:height), or under 75% of the row's median width (in rows
-    of one or two cells: narrower than 3:4).
+    of one or two cells: narrower than 3:4). Given the ink ``mask``, two cells parted by a
+    printed wall (``_printed_wall``) are never merged: a two-cell comb of narrow boxes.
     """
     s = s or BoxSettings()
     if len(group) < 2:
@@ -121,7 +158,10 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None) -> list
             y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
             by_aspect = 0.6 <= span / (y1 - y0) <= 1.4 and max(c.w / c.h, d.w / d.h) < 0.6
             fits = by_aspect or (0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6)
-            if narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.35 * (y1 - y0):
+            if (
+                narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.35 * (y1 - y0)
+                and not (mask is not None and _printed_wall(mask, c, d))
+            ):
                 out.append(_Cell(c.x, y0, span, y1 - y0, (c.border + d.border) / 2))
                 i += 2
                 continue

@@ -200,8 +200,8 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     if s.ignore_qr and cells:
         cells = _outside(cells, _qr_codes(aligned.image))
     if s.fill_gaps and cells:
-        cells = fill_gaps([regularise(_merge_split_cells(g, s)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
-    groups = [_merge_split_cells(g, s) for g in _group(cells, s)]
+        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
+    groups = [_merge_split_cells(g, s, mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):
         digit_boxes = tuple(

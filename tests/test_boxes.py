@@ -141,3 +141,49 @@ def test_qr_code_on_a_skewed_noisy_scan_is_found():
         for c in f.cells:
             x, y, w, h = c.aligned_box
             assert all(cv2.pointPolygonTest(q, (x + w / 2, y + h / 2), False) < 0 for q in quads), f"cell {c.aligned_box} inside the QR code"
+
+
+def _box_page(boxes, strokes=(), t=3):
+    img = np.full((1400, 1000), 255, np.uint8)
+    for x, y, w, h in boxes:
+        cv2.rectangle(img, (x, y), (x + w, y + h), 0, t)
+    for p0, p1, width in strokes:
+        cv2.line(img, p0, p1, 0, width)
+    return img
+
+
+def test_a_two_cell_comb_of_narrow_boxes_keeps_both_cells():
+    # day-of-month style: two boxes 44 x 60 (narrow, 0.73) sharing a printed wall, digits
+    # written against it
+    img = _box_page([(400, 500, 44, 60), (444, 500, 44, 60)], strokes=[((430, 515), (442, 540), 4), ((446, 512), (458, 548), 4)])
+    layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    cells = [c.box for f in layout.fields for c in f.cells]
+    assert len(cells) == 2, cells
+    assert all(iou(c, t) >= 0.6 for c, t in zip(sorted(cells), [(400, 500, 44, 60), (444, 500, 44, 60)]))
+
+
+def test_a_box_split_by_a_slanted_one_is_one_cell():
+    # one box 80 x 80 with a long "1", slanted 2 degrees, from ruling to ruling: it passes
+    # for a wall, but it is no printed one, so the two halves are merged back
+    img = _box_page([(400, 500, 80, 80)], strokes=[((438, 501), (441, 579), 4)])
+    layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    cells = [c.box for f in layout.fields for c in f.cells]
+    assert len(cells) == 1 and iou(cells[0], (400, 500, 80, 80)) >= 0.7, cells
+
+
+def test_printed_wall_is_straight_full_height_and_thin():
+    from pipeline.box_cells import _Cell, _printed_wall
+
+    a, b = _Cell(100, 100, 40, 60, 3.0), _Cell(143, 100, 40, 60, 3.0)
+    wall = np.zeros((300, 300), np.uint8)
+    wall[97:163, 140:143] = 255
+    assert _printed_wall(wall, a, b)
+    slanted = np.zeros_like(wall)
+    cv2.line(slanted, (138, 100), (145, 160), 255, 3)
+    assert not _printed_wall(slanted, a, b)
+    short = np.zeros_like(wall)
+    short[110:150, 140:143] = 255  # stops short of both rulings
+    assert not _printed_wall(short, a, b)
+    thick = np.zeros_like(wall)
+    thick[97:163, 138:146] = 255  # three times the box lines
+    assert not _printed_wall(thick, a, b)
