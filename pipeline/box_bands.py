@@ -311,6 +311,7 @@ def _band_cells(
             t_rule = (a.t + b.t) / 2
             if any(
                 a.y + a.t < m.y < b.y - b.t and m.x0 <= bx0 + reach and m.x1 >= bx1 - reach and abs(m.t - t_rule) <= max(2.0, 0.5 * t_rule)
+                and (m.solid or not (a.solid and b.solid))  # a table's rulings are printed alike; a heavy stroke is not solid
                 for m in segs
             ):
                 continue

@@ -187,3 +187,16 @@ def test_printed_wall_is_straight_full_height_and_thin():
     thick = np.zeros_like(wall)
     thick[97:163, 138:146] = 255  # three times the box lines
     assert not _printed_wall(thick, a, b)
+
+
+def test_a_seven_whose_bar_smears_into_a_ruling_does_not_split_its_box():
+    # the "7"'s top bar, slanted, smooths into a ruling-like run between the box's rulings;
+    # a table's middle ruling would be printed like the outer ones (solid on the raw ink),
+    # the bar is not, so the box is still one band
+    img = np.full((1400, 1000), 255, np.uint8)
+    cv2.rectangle(img, (400, 500), (462, 580), 0, 3)
+    cv2.line(img, (408, 530), (452, 536), 0, 3)
+    cv2.line(img, (452, 536), (428, 574), 0, 4)
+    layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    cells = [c.box for f in layout.fields for c in f.cells]
+    assert any(iou(c, (400, 500, 62, 80)) >= 0.6 for c in cells), cells
