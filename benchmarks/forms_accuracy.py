@@ -8,7 +8,10 @@ object per style. Reproduce:
 
 Figures: cell_recall (printed digit cells found, IoU >= 0.5), digit_accuracy (written
 digits read right, over all written cells), digit_accuracy_found (over cells found),
-flag_rate, caught (errors flagged), unflagged_errors_per_1000.
+flag_rate, caught (errors flagged), unflagged_errors_per_1000 (written digits misread and
+not flagged, per 1,000 digits read), review_rate (flagged cells, blank verdicts included,
+over cells reported), spurious_digits and spurious_unflagged_per_1000 (digits read where none
+is written: on a blank cell or a false cell).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ def run(style: str, count: int, seed: int, data: Path, work: Path, settings: Run
         "digit_accuracy_found": round(s["digit_accuracy_found"], 4), "blank_accuracy": round(s["blank_accuracy"], 4),
         "errors_on_found": errors, "flag_rate": round(s["flag_rate"], 4), "caught": round(s["caught"], 4),
         "unflagged_errors_per_1000": round(1000 * s["errors_unflagged"] / max(1, s["predicted_digits"]), 2),
+        "review_rate": round(s["review_rate"], 4),
+        "spurious_digits": s["spurious_digits"],
+        "spurious_unflagged_per_1000": round(1000 * s["spurious_unflagged"] / max(1, s["predicted_digits"]), 2),
         "field_accuracy": round(s["field_accuracy"], 4),
     }
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SCORE_KEYS = (  # figures of ``pipeline.score.score_pages`` copied into a forms summary
     "cell_recall", "cell_precision", "digit_accuracy", "digit_accuracy_found", "blank_accuracy", "field_accuracy",
     "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth", "digits_found",
-    "blank_truth", "false_digits_on_blank", "fields_truth", "fields_exact",
+    "blank_truth", "false_digits_on_blank", "fields_truth", "fields_exact", "spurious_digits", "spurious_unflagged",
 )
 
 

@@ -32,6 +32,7 @@ COUNTS = (
     "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth",
     "digits_found", "digits_correct", "blank_truth", "blank_correct", "false_digits_on_blank",
     "errors_unflagged", "errors_flagged", "predicted_digits", "flagged", "flagged_blanks", "fields_truth", "fields_exact",
+    "spurious_digits", "spurious_unflagged",
 )
 
 
@@ -170,6 +171,9 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
             if ti in m:
                 c["blank_correct"] += int(got is None)
                 c["false_digits_on_blank"] += int(got is not None)
+                if got is not None:
+                    c["spurious_digits"] += 1
+                    c["spurious_unflagged"] += int(not flagged)
             continue
         c["digits_truth"] += 1
         if ti not in m:
@@ -181,6 +185,13 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
             continue
         c["errors_flagged" if flagged else "errors_unflagged"] += 1
         mistakes.append({"field": fi, "position": pos, "truth": want, "pred": got, "flagged": flagged, "found": True})
+    # digits read in cells that are no truth cell at all (a false cell: a letter's bowl, a
+    # checkbox): like digits read on blank cells, they put a digit into the output that is not there
+    matched = set(m.values())
+    for pi, (_, d) in enumerate(pcells):
+        if pi not in matched and _digit(d) is not None:
+            c["spurious_digits"] += 1
+            c["spurious_unflagged"] += int(not d.get("flagged"))
     # fields: the predicted field holding most of the truth field's found cells
     tfields, pfields = truth.get("fields") or [], (pred or {}).get("fields") or []
     owner = [fi for fi, _ in pcells]
@@ -216,6 +227,9 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         (cells_found / cells_truth), ``cell_precision`` (cells_found / cells_predicted),
         ``digit_accuracy`` (digits_correct / digits_truth, missed cells count as wrong),
         ``digit_accuracy_found`` (digits_correct / digits_found), ``blank_accuracy``,
+        ``spurious_digits`` (digits read on blank truth cells or on cells that are no truth
+        cell) and ``spurious_unflagged`` (those not flagged: wrong digits in the output that
+        ``errors_unflagged`` does not count, since no written digit was misread),
         ``flag_rate`` (flagged / predicted_digits), ``review_rate`` (flagged cells, digits
         and blank verdicts, / cells_predicted: the reviewer's load), ``caught`` (errors_flagged / errors among
         found non-blank cells), ``field_accuracy`` (fields_exact / fields_truth), and
@@ -262,6 +276,7 @@ def format_report(scores: dict) -> str:
         f"flags   flag rate {s['flag_rate']:.4f} ({s['flagged']}/{s['predicted_digits']})   caught {s['caught']:.4f} "
         f"({s['errors_flagged']} flagged, {s['errors_unflagged']} unflagged errors)   "
         f"blank verdicts flagged {s['flagged_blanks']}   review rate {s['review_rate']:.4f}",
+        f"spurious digits read where none is written {s['spurious_digits']} ({s['spurious_unflagged']} unflagged)",
         f"fields  exact {s['field_accuracy']:.4f} ({s['fields_exact']}/{s['fields_truth']})",
         "",
         f"{'source':<28} {'page':>4} {'cells':>11} {'digits':>11} {'fields':>9}",

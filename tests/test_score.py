@@ -123,3 +123,14 @@ def test_load_truth_resolves_sources(tmp_path: Path) -> None:
     (tmp_path / "nopages.json").write_text("{}")
     with pytest.raises(InputError, match="no 'pages' list"):
         load_truth(tmp_path / "nopages.json")
+
+
+def test_digits_read_where_none_is_written_are_counted_as_spurious() -> None:
+    pred = _pred()
+    _set(pred, 0, 0, 3, "5")  # a digit read on a blank cell, not flagged
+    extra = {"box": [900.0, 900.0, 40.0, 45.0], "digit": "1", "blank": False, "flagged": True}
+    pred[1]["fields"][0]["digits"].append(extra)  # a false cell (a checkbox), flagged
+    s = score_pages(pred, _truth())
+    assert s["spurious_digits"] == 2 and s["spurious_unflagged"] == 1
+    assert s["errors_unflagged"] == 0 and s["false_digits_on_blank"] == 1
+    assert "spurious digits read where none is written 2 (1 unflagged)" in format_report(s)
