@@ -321,3 +321,18 @@ def test_a_mark_too_small_or_faint_for_a_whole_digit_is_flagged_small_mark():
     form = assemble_form(lay, crops, [[pred(1, 0.999), pred(1, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
     assert [x.flagged for x in form.fields[0].digits] == [False, True, True, False]
     assert form.fields[0].flags == (FLAG_SMALL_MARK,)
+
+
+def test_a_mark_larger_than_its_cell_is_flagged_large_mark():
+    from pipeline.assemble import FLAG_LARGE_MARK, LARGE_EXTENT
+
+    lay = make_layout([2])
+    cells = lay.fields[0].cells
+    z = np.zeros((28, 28), np.float32)
+    crops = [[
+        DigitCrop(cells[0], z, False, 0.12, extent=0.95),  # a tall digit, within its box
+        DigitCrop(cells[1], z, False, 0.2, extent=LARGE_EXTENT + 0.2),  # part of something bigger
+    ]]
+    form = assemble_form(lay, crops, [[pred(8, 0.999), pred(0, 0.999)]], threshold=0.9)
+    assert [x.flagged for x in form.fields[0].digits] == [False, True]
+    assert form.fields[0].flags == (FLAG_LARGE_MARK,)
