@@ -74,6 +74,25 @@ def _outside(cells: list[_Cell], quads: list[np.ndarray]) -> list[_Cell]:
     return [c for c in cells if all(cv2.pointPolygonTest(q, (float(c.cx), float(c.cy)), False) < 0 for q in quads)]
 
 
+def _drop_containers(cells: list[_Cell]) -> list[_Cell]:
+    """Drop cells that hold two or more other found cells.
+
+    Walls or a ruling hidden under heavy digits can make one finder return a block of
+    2 x 1 or 2 x 2 grid cells as one cell while the other finder, or another band, finds
+    the cells themselves; both are then reported. A cell that holds two smaller cells (each
+    at least 80% inside it and under 60% of its area) is such a block and is dropped.
+    """
+    def inside(d: _Cell, c: _Cell) -> float:
+        ix = max(0.0, min(c.x + c.w, d.x + d.w) - max(c.x, d.x))
+        iy = max(0.0, min(c.y + c.h, d.y + d.h) - max(c.y, d.y))
+        return ix * iy / float(d.w * d.h)
+
+    return [
+        c for c in cells
+        if sum(1 for d in cells if d is not c and d.w * d.h < 0.6 * c.w * c.h and inside(d, c) >= 0.8) < 2
+    ]
+
+
 def _group(cells: list[_Cell], s: BoxSettings) -> list[list[_Cell]]:
     """Union cells with their nearest right-hand neighbour on the same row into fields."""
     parent = list(range(len(cells)))
@@ -199,6 +218,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     cells = _union(_band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s, pl.level), _candidate_cells(lines, mask, length, s))
     if s.ignore_qr and cells:
         cells = _outside(cells, _qr_codes(aligned.image))
+    cells = _drop_containers(cells)
     if s.fill_gaps and cells:
         cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
     groups = [_merge_split_cells(g, s, mask) for g in _group(cells, s)]

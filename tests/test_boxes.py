@@ -200,3 +200,16 @@ def test_a_seven_whose_bar_smears_into_a_ruling_does_not_split_its_box():
     layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
     cells = [c.box for f in layout.fields for c in f.cells]
     assert any(iou(c, (400, 500, 62, 80)) >= 0.6 for c in cells), cells
+
+
+def test_a_block_of_grid_cells_found_as_one_cell_is_dropped():
+    from pipeline.box_cells import _Cell
+    from pipeline.boxes import _drop_containers
+
+    small = [_Cell(100 + 32 * i, 200 + 40 * j, 31, 39, 2.0) for i in range(2) for j in range(2)]
+    block = _Cell(100, 200, 63, 79, 2.0)  # the 2 x 2 block around them
+    wide = _Cell(400, 200, 80, 40, 2.0)  # a wide box holding one small box (a checkbox in it)
+    inner = _Cell(410, 205, 20, 20, 2.0)
+    kept = _drop_containers([block, *small, wide, inner])
+    assert block not in kept and all(c in kept for c in small)
+    assert wide in kept and inner in kept
