@@ -126,14 +126,14 @@ def test_cells_inside_a_qr_code_are_dropped():
 
 
 def test_qr_code_on_a_skewed_noisy_scan_is_found():
-    # sample_forms/sample_004.png: a 1-bit scan at 1.6 degrees where OpenCV's classic QR
-    # detector finds nothing; the ArUco-based one finds the code
+    # sample_forms/sample_004.png: a 1-bit scan at 1.6 degrees where OpenCV 5.0's classic QR
+    # detector finds nothing (and the inner squares of the code were read as a cell); the
+    # ArUco-based one finds the code
     from pipeline.boxes import _qr_codes
     from pipeline.io import read_pages
 
     page = next(read_pages(Path(__file__).resolve().parents[1] / "sample_forms" / "sample_004.png"))
     image = align_page(page).image
-    assert not cv2.QRCodeDetector().detectMulti(image)[0]
     quads = _qr_codes(image)
     assert quads
     layout = find_fields(align_page(page))
