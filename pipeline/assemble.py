@@ -62,6 +62,23 @@ def _stroke_on_line(crop: DigitCrop) -> bool:
     return crop.blank and crop.on_line >= ON_LINE_LEVEL
 
 
+# the reasons a single cell is flagged, in the order a field lists them
+_DIGIT_FLAGS = (FLAG_LOW_CONFIDENCE, FLAG_NOT_A_DIGIT, FLAG_STRAY_INK, FLAG_INK_ON_LINE, FLAG_SMALL_MARK, FLAG_LARGE_MARK)
+
+
+def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float) -> tuple[str, ...]:
+    """The reasons (``_DIGIT_FLAGS`` names, in that order) why one cell's verdict needs review."""
+    hits = (
+        pred.confidence < threshold,
+        pred.reject > REJECT_LEVEL,
+        _doubtful_segmentation(crop),
+        _stroke_on_line(crop),
+        _small_mark(crop),
+        _large_mark(crop),
+    )
+    return tuple(name for name, hit in zip(_DIGIT_FLAGS, hits) if hit)
+
+
 def assemble_form(
     layout: PageLayout,
     crops: Sequence[Sequence[DigitCrop]],
@@ -103,27 +120,10 @@ def assemble_form(
         cells = list(zip(fb.cells, crops[fi], predictions[fi]))
         if upside_down:
             cells.reverse()
-        digits = tuple(
-            DigitResult(
-                cell, crop, pred,
-                flagged=pred.confidence < threshold or pred.reject > REJECT_LEVEL or _doubtful_segmentation(crop) or _stroke_on_line(crop) or _small_mark(crop) or _large_mark(crop),
-            )
-            for cell, crop, pred in cells
-        )
+        reasons = [_digit_flags(crop, pred, threshold) for _, crop, pred in cells]
+        digits = tuple(DigitResult(cell, crop, pred, flagged=bool(r)) for (cell, crop, pred), r in zip(cells, reasons))
         value = "".join(str(d.prediction.digit) for d in digits if d.prediction.digit is not None)
-        flags: list[str] = []
-        if any(d.prediction.confidence < threshold for d in digits):
-            flags.append(FLAG_LOW_CONFIDENCE)
-        if any(d.prediction.reject > REJECT_LEVEL for d in digits):
-            flags.append(FLAG_NOT_A_DIGIT)
-        if any(_doubtful_segmentation(d.crop) for d in digits):
-            flags.append(FLAG_STRAY_INK)
-        if any(_stroke_on_line(d.crop) for d in digits):
-            flags.append(FLAG_INK_ON_LINE)
-        if any(_small_mark(d.crop) for d in digits):
-            flags.append(FLAG_SMALL_MARK)
-        if any(_large_mark(d.crop) for d in digits):
-            flags.append(FLAG_LARGE_MARK)
+        flags = [name for name in _DIGIT_FLAGS if any(name in r for r in reasons)]
         written = [i for i, d in enumerate(digits) if not d.blank]
         if written and any(digits[i].blank for i in range(written[0], written[-1] + 1)):
             flags.append(FLAG_EMBEDDED_BLANK)

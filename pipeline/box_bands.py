@@ -39,7 +39,7 @@ def _ink_profile(
     the ruling into one blob that shifts its centre and thickens it; on the raw ink a digit
     touches the line in a few columns only. The ruling is the row nearest ``yc``, within
     ``reach`` pixels, of those inked at least 80% as much as the most inked one (so a double
-    ruling keeps both its lines); its thickness is the median over columns of the vertical
+    ruling keeps both its lines) and over at least ``min_share`` of the columns; its thickness is the median over columns of the vertical
     ink run through that row.
 
     Args:
@@ -52,7 +52,7 @@ def _ink_profile(
 
     Returns:
         (centre row, thickness, share of the columns inked on that row): pixels, pixels,
-        ratio; or None where the share is below ``min_share``.
+        ratio; or None where no row within reach is inked over ``min_share``.
     """
     H = ink_mask.shape[0]
     r = int(round(reach))
@@ -93,13 +93,13 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
         yc = y + float(np.median((comp * np.arange(h)[:, None]).sum(axis=0) / counts))
         # handwriting resting on the line (a row of digits touching their bottom ruling) can
         # smear over most columns of the smoothed mask; where the line is solid on the raw
-        # ink, its row and thickness are measured there
-        # a thin component is a ruling by itself and lies within its own rows: a solid line
-        # above or below it (a long rule over a row of dashed boxes) is another ruling
-        own = max(yc - y, y + h - yc) + 2  # reach to the component's own edges
+        # ink, its row and thickness are measured there. A thick (smeared) component is
+        # searched up to max_thick and to its own edges; a thin one is a ruling by itself and
+        # only its own rows are searched (a solid rule just above a row of dashed boxes is
+        # another ruling). Columns are read inside the component's ends: row smoothing
+        # stretches a line by about half its window, length // 6 = bridge // 3, at each end.
+        own = max(yc - y, y + h - yc) + 2
         reach = max(t / 2 + 3, max(max_thick, own) if t > max_thick / 4 else own)
-        # (measured inside the component's ends: row smoothing stretches a line by about
-        # half its window, length // 6 = bridge // 3, at each end)
         trim = max(1, bridge // 3) if w > 4 * bridge else 0
         prof = _ink_profile(ink_mask, yc, int(x) + trim, int(x + w) - trim, reach) if ink_mask is not None else None
         if prof is not None:

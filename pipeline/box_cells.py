@@ -42,11 +42,16 @@ class _Cell:
         return self.y + self.h / 2
 
 
-def _iou(a: _Cell, b: _Cell) -> float:
-    """Intersection over union of two cells' boxes."""
+def _overlap(a: _Cell, b: _Cell) -> float:
+    """Area of the intersection of two cells' boxes, pixels."""
     ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
     iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = ix * iy
+    return float(ix * iy)
+
+
+def _iou(a: _Cell, b: _Cell) -> float:
+    """Intersection over union of two cells' boxes."""
+    inter = _overlap(a, b)
     return inter / float(a.w * a.h + b.w * b.h - inter)
 
 
@@ -101,8 +106,8 @@ def _printed_wall(mask: np.ndarray, a: _Cell, b: _Cell) -> bool:
     from ruling to ruling must hold ink in the gap (+-2 px; 98% of them), at least 75% of
     the run centres must lie within 1.5 px of their median (digits touching the wall move
     the others), the line through them may drift by at most max(1 px, 1% of the height:
-    about 0.6 degrees) from top to bottom (after deskew a printed wall is upright) and the median run at most 1.6 times the
-    border thickness + 2 px.
+    about 0.6 degrees) from top to bottom (after deskew a printed wall is upright), and the
+    median run is at most 1.6 times the border thickness + 2 px.
 
     Args:
         mask: (H, W) uint8 0/255 raw ink mask. a, b: the left and right cell.

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .box_bands import _band_cells
-from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells
+from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap
 from .box_gaps import fill_gaps, loose, regularise
 from .box_holes import _candidate_cells
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
@@ -82,14 +82,9 @@ def _drop_containers(cells: list[_Cell]) -> list[_Cell]:
     the cells themselves; both are then reported. A cell that holds two smaller cells (each
     at least 80% inside it and under 60% of its area) is such a block and is dropped.
     """
-    def inside(d: _Cell, c: _Cell) -> float:
-        ix = max(0.0, min(c.x + c.w, d.x + d.w) - max(c.x, d.x))
-        iy = max(0.0, min(c.y + c.h, d.y + d.h) - max(c.y, d.y))
-        return ix * iy / float(d.w * d.h)
-
     return [
         c for c in cells
-        if sum(1 for d in cells if d is not c and d.w * d.h < 0.6 * c.w * c.h and inside(d, c) >= 0.8) < 2
+        if sum(1 for d in cells if d is not c and d.w * d.h < 0.6 * c.w * c.h and _overlap(d, c) >= 0.8 * d.w * d.h) < 2
     ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import TrainConfig
 from .errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def load_mnist(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def validation_split(n: int, seed: int = 0, val_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(n: int, seed: int | None = None, val_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The MNIST training images ``digitform train`` trains on and the ones it holds out.
 
     The last ``val_size`` of a permutation seeded by ``seed`` are held out (choosing the epoch,
@@ -95,11 +96,15 @@ def validation_split(n: int, seed: int = 0, val_size: int = 5000) -> tuple[np.nd
     training digits (fine-tuning replay, training forms) must leave them alone.
 
     Args:
-        n: number of MNIST training images (60,000). seed, val_size: ``TrainConfig``'s.
+        n: number of MNIST training images (60,000). seed, val_size: those of the training
+            run; None = ``TrainConfig``'s defaults (the shipped weights' run).
 
     Returns:
         (train indices, validation indices), int64 arrays.
     """
+    defaults = TrainConfig()
+    seed = defaults.seed if seed is None else seed
+    val_size = defaults.val_size if val_size is None else val_size
     perm = np.random.default_rng(seed).permutation(n)
     return perm[:-val_size], perm[-val_size:]
 

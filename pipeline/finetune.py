@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classify.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
-from .config import FinetuneConfig, TrainConfig
+from .config import FinetuneConfig
 from .data import load_crop_folder, load_mnist, validation_split
 from .errors import ConfigError, DigitformError
 from .io import read_pages
@@ -222,8 +222,7 @@ def finetune(
         images, mlabels = load_mnist(cfg.data, "train")
         # only the digits training used: the held-out ones stay held out for the threshold
         # (scripts/choose_threshold.py) of the fine-tuned model
-        keep, _ = validation_split(len(images), TrainConfig().seed, TrainConfig().val_size)
-        keep = np.sort(keep)
+        keep = np.sort(validation_split(len(images))[0])
         mnist_x, mnist_y = torch.from_numpy(images[keep]), torch.from_numpy(mlabels[keep])
     nd_tr = nd_ho = None
     if n_classes > 10 and cfg.nondigit_share > 0:

@@ -59,7 +59,7 @@ def to_mnist(patch: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def _strokes(ink: np.ndarray, lines: np.ndarray, interior: np.ndarray, level: float, line_width: float) -> np.ndarray:
+def _strokes(raw: np.ndarray, lines: np.ndarray, interior: np.ndarray, line_width: float) -> np.ndarray:
     """Binary strokes with the ruling lines removed and the ink that crosses them restored.
 
     Only line-mask pixels outside the cell interior are box lines: inside it, long straight
@@ -67,8 +67,12 @@ def _strokes(ink: np.ndarray, lines: np.ndarray, interior: np.ndarray, level: fl
     handwriting. A line pixel is given back to the strokes when ink lies on both sides of it
     across the line (a closing perpendicular to the line, limited to the line mask), so a
     digit that crosses its box keeps a continuous stroke.
+
+    Args:
+        raw: (h, w) bool ink above the stroke level. lines: (h, w) line mask.
+        interior: (h, w) uint8 1 where line-mask pixels are handwriting, not box line.
     """
-    mask = (ink > level).astype(np.uint8)
+    mask = raw.astype(np.uint8)
     line = cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) & (1 - interior)
     strokes = mask & (1 - line)
     k = int(2 * line_width + 5)
@@ -265,7 +269,8 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     d = int(round(layout.line_width)) + 3
     band = np.zeros_like(inside)
     band[max(0, cy0 - d) : cy0 + h + d, max(0, cx0 - d) : cx0 + w + d] = 1
-    strokes = _strokes(ink, layout.lines[y0:y1, x0:x1], rim | (1 - band), s.ink_level, layout.line_width)
+    raw = ink > s.ink_level  # the raw ink: strokes and box lines alike
+    strokes = _strokes(raw, layout.lines[y0:y1, x0:x1], rim | (1 - band), layout.line_width)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     band = max(1, int(round(s.border_band * min(w, h))))
     core = np.zeros_like(strokes)
@@ -282,22 +287,19 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         outside = (lab_in < s.min_inside * area) & (area >= min_px)
         outside[0] = False
         clipped = _clipped_sides((x0, y0, x1, y1), (W, H))
-        _attach_across_walls(labels, stats, keep, outside, ink > s.ink_level, d + 2, clipped)
+        _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped)
     kept = keep[labels]
     cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0
     inked = float(cell_kept.sum()) / float(w * h)
     # ink inside the cell that was dropped as belonging elsewhere (a neighbour's digit, a
     # label, a mark straying in) - when large, the verdict on this cell is doubtful
     stray = float((cell_strokes & ~cell_kept).sum()) / float(w * h)
-    if not kept.any():
-        on_line = stroke_on_box_line(ink > s.ink_level, (cx0, cy0, w, h), layout.line_width)
-        return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, 0.0, stray, on_line) for _ in turns)
     ys, xs = np.nonzero(kept)
-    by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    if inked < s.blank_ink or max(by1 - by0, bx1 - bx0) < s.blank_extent * h:
-        on_line = stroke_on_box_line(ink > s.ink_level, (cx0, cy0, w, h), layout.line_width)
+    by0, by1, bx0, bx1 = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if ys.size else (0, 0, 0, 0)
+    extent = max(by1 - by0, bx1 - bx0) / h  # the kept mark's longer side, in cell heights
+    if not ys.size or inked < s.blank_ink or extent < s.blank_extent:
+        on_line = stroke_on_box_line(raw, (cx0, cy0, w, h), layout.line_width)
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
-    extent = max(by1 - by0, bx1 - bx0) / h
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
