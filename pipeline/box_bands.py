@@ -76,8 +76,28 @@ def _ink_profile(
     return r0 + c + (float(np.median(down)) - float(np.median(up))) / 2, float(np.median(up + down - 1)), float(row.mean())
 
 
+def _stroke_gap(ink_mask: np.ndarray | None, a: _Seg, b: _Seg, max_gap: int) -> bool:
+    """Whether the gap between two collinear ruling pieces (``a`` left of ``b``) is a ruling
+    hidden under handwriting: a heavy stroke crossing the line is cut out of the line mask as
+    a blob, but on the raw ink the row stays inked in every column of the gap."""
+    if ink_mask is None or b.x0 <= a.x1 or b.x0 - a.x1 > max_gap:
+        return False
+    # the two pieces are one printed line: the same row and thickness
+    if abs(a.y - b.y) > max(1.5, 0.5 * min(a.t, b.t)) or abs(a.t - b.t) > max(2.0, 0.5 * max(a.t, b.t)):
+        return False
+    y = (a.y + b.y) / 2
+    half = max(a.t, b.t) / 2 + 1
+    rows = ink_mask[max(0, int(y - half)) : int(y + half) + 1, a.x1 : b.x0] > 0
+    return bool(rows.size) and float(rows.any(axis=0).mean()) >= 0.95
+
+
 def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, ink_mask: np.ndarray | None = None) -> list[_Seg]:
-    """Horizontal ruling segments (connected components of the line mask), collinear pieces joined."""
+    """Horizontal ruling segments (connected components of the line mask), collinear pieces joined.
+
+    Pieces are joined across a gap of up to ``bridge`` pixels (dashes), or across a longer
+    one (up to ``4 * min_len``) that is inked all along the ruling's row on ``ink_mask``: a
+    digit written over the line."""
+    max_gap = 4 * min_len
     n, labels, stats, _ = cv2.connectedComponentsWithStats(horiz, connectivity=8)
     segs = []
     for i in range(1, n):
@@ -110,11 +130,13 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
     joined: list[_Seg] = []
     for g in sorted(segs, key=lambda g: g.x0):
         for j in joined:
-            if abs(j.y - g.y) <= max(2.0, j.t) and g.x0 - j.x1 <= bridge:
+            if abs(j.y - g.y) <= max(2.0, j.t) and (g.x0 - j.x1 <= bridge or _stroke_gap(ink_mask, j, g, max_gap)):
                 if g.x1 > j.x1:
                     # the longer piece's thickness: a short piece is often a stroke on the line
                     if j.x1 - j.x0 < g.x1 - g.x0:
                         j.t, j.solid = g.t, g.solid
+                        if g.x0 - j.x1 > bridge:
+                            j.y = g.y  # joined over a stroke: the longer piece has the line's row
                     j.x1 = g.x1
                     break
                 if abs(j.y - g.y) <= 1.0:

@@ -139,3 +139,37 @@ def test_a_thin_ruling_is_not_moved_onto_a_solid_line_above_it():
         ink[99:102, x : x + 7] = 255  # the dashed ruling, 64% inked
     segs = _segments(horiz, 50, 42.0, 8, ink)
     assert sorted(round(g.y) for g in segs) == [75, 100]
+
+
+def test_ruling_pieces_either_side_of_a_heavy_stroke_are_one_line():
+    # a bottom ruling cut by a bold stroke that crosses it: the line mask loses the stroke's
+    # columns (too thick for a line); on the raw ink the row stays inked across the gap
+    horiz = np.zeros((200, 400), np.uint8)
+    horiz[149:152, 100:130] = 255
+    horiz[149:152, 190:300] = 255
+    ink = horiz.copy()
+    ink[120:175, 130:190] = 255  # the stroke, 60 px wide, over the line
+    segs = _segments(horiz, 50, 12.0, 8, ink)
+    assert [(g.x0, g.x1, round(g.y)) for g in segs] == [(100, 300, 150)]
+    # the same pieces with paper between them stay apart (the short one is then dropped)
+    segs = _segments(horiz, 50, 12.0, 8, horiz)
+    assert [(g.x0, g.x1) for g in segs] == [(190, 300)]
+    # nor is the ruling joined to a thicker piece off its row (the stroke's own foot)
+    off = np.zeros_like(horiz)
+    off[149:152, 190:300] = 255
+    off[142:150, 100:130] = 255
+    segs = _segments(off, 50, 12.0, 8, np.maximum(off, ink))
+    assert [(g.x0, g.x1) for g in segs] == [(190, 300)]
+
+
+def test_single_box_with_a_digit_across_its_bottom_line_is_found():
+    img = np.full((1600, 1200), 240, np.uint8)
+    boxes = [(200, 400, 70, 80), (600, 400, 70, 80)]
+    for x, y, w, h in boxes:
+        cv2.rectangle(img, (x, y), (x + w, y + h), 60, 2)
+    # a heavy "4"-like blob across the first box's bottom line, wider than half the box
+    cv2.ellipse(img, (235, 480), (24, 18), 0, 0, 360, 20, -1)
+    layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    found = [c.box for f in layout.fields for c in f.cells]
+    for b in boxes:
+        assert any(iou(b, f) > 0.8 for f in found), f"{b} not found in {found}"
