@@ -251,6 +251,31 @@ def segment_cell_both(layout: PageLayout, cell: DigitBox, *, settings: SegmentSe
     return upright, turned
 
 
+def _in_other_cells(layout: PageLayout, cell: DigitBox, kept: np.ndarray, origin: tuple[int, int]) -> float:
+    """Share of the kept mark's pixels that lie inside the interior of another found cell.
+
+    Args:
+        kept: (h, w) bool kept strokes of the search region. origin: (x0, y0) of the region in aligned pixels.
+    """
+    total = int(kept.sum())
+    if not total:
+        return 0.0
+    x0, y0 = origin
+    h, w = kept.shape
+    other = np.zeros_like(kept)
+    for f in layout.fields:
+        for c in f.cells:
+            if c is cell:
+                continue
+            cx, cy, cw, ch = c.aligned_box
+            a0, b0, a1, b1 = max(0, cx - x0), max(0, cy - y0), min(w, cx + cw - x0), min(h, cy + ch - y0)
+            if a1 > a0 and b1 > b0:
+                other[b0:b1, a0:a1] = True
+    ox, oy, ow, oh = cell.aligned_box
+    other[max(0, oy - y0) : max(0, oy + oh - y0), max(0, ox - x0) : max(0, ox + ow - x0)] = False  # cells overlapping this one
+    return float((kept & other).sum()) / total
+
+
 def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...]) -> tuple[DigitCrop, ...]:
     x, y, w, h = cell.aligned_box
     H, W = layout.ink.shape
@@ -300,12 +325,13 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     if not ys.size or inked < s.blank_ink or extent < s.blank_extent:
         on_line = stroke_on_box_line(raw, (cx0, cy0, w, h), layout.line_width)
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
+    in_other = _in_other_cells(layout, cell, kept, (x0, y0))
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
     if top > 0:
         patch = np.clip(patch / top, 0.0, 1.0)
     return tuple(
-        DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray, extent=extent)
+        DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray, extent=extent, in_other=in_other)
         for t in turns
     )

@@ -336,3 +336,19 @@ def test_a_mark_larger_than_its_cell_is_flagged_large_mark():
     form = assemble_form(lay, crops, [[pred(8, 0.999), pred(0, 0.999)]], threshold=0.9)
     assert [x.flagged for x in form.fields[0].digits] == [False, True]
     assert form.fields[0].flags == (FLAG_LARGE_MARK,)
+
+
+def test_a_mark_lying_largely_in_another_cell_is_flagged_crosses_cell():
+    from pipeline.assemble import CROSS_LEVEL, FLAG_CROSSES_CELL
+
+    lay = make_layout([3])
+    cells = lay.fields[0].cells
+    z = np.zeros((28, 28), np.float32)
+    crops = [[
+        DigitCrop(cells[0], z, False, 0.12, in_other=CROSS_LEVEL / 3),  # a tail over the wall
+        DigitCrop(cells[1], z, False, 0.12, in_other=CROSS_LEVEL + 0.1),  # a neighbour's digit reaching in
+        DigitCrop(cells[2], z, True, 0.0, in_other=0.9),  # blank: nothing to flag
+    ]]
+    form = assemble_form(lay, crops, [[pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
+    assert [x.flagged for x in form.fields[0].digits] == [False, True, False]
+    assert form.fields[0].flags == (FLAG_CROSSES_CELL,)

@@ -220,3 +220,20 @@ def test_extent_is_the_marks_longer_side_in_cell_heights():
     mid = segment_cell(lay, lay.fields[0].cells[1])
     h = lay.fields[0].cells[1].aligned_box[3]
     assert not mid.blank and abs(mid.extent - 21 / h) < 0.06
+
+
+def test_in_other_is_the_share_of_the_mark_inside_another_cell():
+    def across(img, x, y, s):
+        # a stroke from the middle cell over its right wall into the right cell, a third of
+        # it beyond the wall
+        cv2.line(img, (x + int(0.55 * s), y + int(0.3 * s)), (x + int(1.25 * s), y + int(0.7 * s)), 0, 4)
+
+    def inside(img, x, y, s):
+        cv2.line(img, (x + int(0.3 * s), y + int(0.2 * s)), (x + int(0.7 * s), y + int(0.8 * s)), 0, 4)
+
+    lay = _drawn_on_found_comb(across)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    assert not mid.blank and 0.2 < mid.in_other < 0.5
+    lay = _drawn_on_found_comb(inside)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    assert not mid.blank and mid.in_other == 0.0
