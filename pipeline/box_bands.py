@@ -21,6 +21,12 @@ from .box_cells import (
 log = logging.getLogger(__name__)
 
 
+# Least coverage of the band by a faint or dashed wall of an empty comb (``_empty_faint_comb``):
+# dashes of 0.8-1.6 mm with 0.4-0.9 mm gaps at 11% of full contrast, the faintest the
+# synthetic holdout style prints, cover 35-50% of the band after smoothing.
+FAINT_WALL = 0.3
+
+
 @dataclass(slots=True)
 class _Seg:
     x0: int
@@ -289,6 +295,27 @@ def _weak_lattice(
     return [w for w in walls if w[1] - w[0] <= 0.5 * hb]
 
 
+def _empty_faint_comb(walls: list[tuple[int, int]], cov: np.ndarray, offset: int, hb: float, s: BoxSettings) -> list[tuple[int, int]] | None:
+    """The walls of an empty comb printed faint or dashed, or None.
+
+    Every wall covers well under 90% of the band (dashes, dropout colour), so no strong wall
+    fixes the pitch. Accepted only when nothing else is in the band: at least 4 walls, all
+    evenly spaced (within 8% of the pitch) at a cell aspect within limits, and the coverage
+    between them stays under 0.1 (no handwriting, no print)."""
+    if len(walls) < 4:
+        return None
+    centres = np.array([(a + b) / 2 for a, b in walls], float)
+    gaps = np.diff(centres)
+    p = float(np.median(gaps))
+    if not (s.min_aspect * hb <= p <= s.max_aspect * hb) or np.abs(gaps - p).max() > max(2.0, 0.08 * p):
+        return None
+    for (_, e0), (s1, _) in zip(walls, walls[1:]):
+        inner = cov[e0 - offset + 2 : s1 - offset - 2]
+        if inner.size and float(inner.max()) >= 0.1:
+            return None
+    return walls
+
+
 def _band_cells(
     ink: np.ndarray, mask: np.ndarray, horiz: np.ndarray, horiz_raw: np.ndarray, vert: np.ndarray, length: int, max_thick: float, s: BoxSettings,
     level: float = 0.08,
@@ -365,6 +392,9 @@ def _band_cells(
             walls = _comb_lattice(kept, hb, s) if comb else kept
             if comb and not (a.solid or b.solid):
                 weak = _weak_lattice(kept, cov, c0, hb, c0, c1, s)
+                if weak is None and len(kept) < 3:
+                    # no strong walls to fix the pitch: an empty comb printed faint or dashed
+                    weak = _empty_faint_comb([(c0 + u, c0 + v) for u, v in _walls(cov, FAINT_WALL, max_thick)], cov, c0, hb, s)
                 if weak is not None and len(weak) > len(walls):
                     walls = weak
             found = []

@@ -173,3 +173,27 @@ def test_single_box_with_a_digit_across_its_bottom_line_is_found():
     found = [c.box for f in layout.fields for c in f.cells]
     for b in boxes:
         assert any(iou(b, f) > 0.8 for f in found), f"{b} not found in {found}"
+
+
+
+def test_an_empty_comb_of_faint_walls_is_found_by_its_even_spacing():
+    from pipeline.box_bands import FAINT_WALL, _empty_faint_comb, _walls
+
+    walls = [20 + k * 44 for k in range(9)]
+    cov = _cov_with_walls(walls)  # every wall at 62% of the band: none strong
+    found = _walls(cov, FAINT_WALL, 10.0)
+    assert _walls(cov, 0.9, 10.0) == []
+    got = _empty_faint_comb(found, cov, 0, 40.0, BoxSettings())
+    assert got is not None and [a for a, _ in got] == walls
+    # a mark in a cell, faint or dark: not an empty comb (handwriting is left to the
+    # strong-wall lattices)
+    for v in (0.2, 0.5):
+        marked = _cov_with_walls(walls, strokes=[(170, 176, v)])
+        assert _empty_faint_comb(_walls(marked, FAINT_WALL, 10.0), marked, 0, 40.0, BoxSettings()) is None
+    # uneven spacing (labels, print): not a comb
+    uneven = [20, 64, 108, 170, 214, 258]
+    cov = _cov_with_walls(uneven)
+    assert _empty_faint_comb(_walls(cov, FAINT_WALL, 10.0), cov, 0, 40.0, BoxSettings()) is None
+    # too few walls to trust the pitch
+    cov = _cov_with_walls(walls[:3])
+    assert _empty_faint_comb(_walls(cov, FAINT_WALL, 10.0), cov, 0, 40.0, BoxSettings()) is None
