@@ -125,6 +125,23 @@ def test_cells_inside_a_qr_code_are_dropped():
     assert _qr_codes(np.full((400, 400), 255, np.uint8)) == []
 
 
+def test_qr_code_on_a_large_page_is_found_in_page_pixels():
+    # a 600 dpi page is shrunk for QR detection; the corners come back in page pixels
+    from pipeline.boxes import QR_MAX_SIDE, _qr_codes
+
+    img = np.full((6600, 5100), 255, np.uint8)
+    qr = cv2.resize(cv2.QRCodeEncoder.create().encode("FORM-2026-000123"), None, fx=12, fy=12, interpolation=cv2.INTER_NEAREST)
+    img[4000 : 4000 + qr.shape[0], 3000 : 3000 + qr.shape[1]] = qr  # 0.5 mm modules at 600 dpi
+    assert max(img.shape) > QR_MAX_SIDE
+    quads = _qr_codes(img)
+    assert len(quads) == 1
+    x0, y0 = quads[0].min(axis=0)
+    x1, y1 = quads[0].max(axis=0)
+    n = qr.shape[0]
+    assert x0 <= 3000 + 24 and y0 <= 4000 + 24 and x1 >= 3000 + n - 24 and y1 >= 4000 + n - 24
+    assert x1 - x0 < 1.5 * n  # not left in the shrunk image's pixels or blown up
+
+
 def test_qr_code_on_a_skewed_noisy_scan_is_found():
     # sample_forms/sample_004.png: a 1-bit scan at 1.6 degrees where OpenCV 5.0's classic QR
     # detector finds nothing (and the inner squares of the code were read as a cell); the
