@@ -251,6 +251,23 @@ def segment_cell_both(layout: PageLayout, cell: DigitBox, *, settings: SegmentSe
     return upright, turned
 
 
+def _run_on(kept: np.ndarray, cut: tuple[bool, bool, bool, bool], h: int) -> float:
+    """How far the kept mark lies along the edges of the search region, in cell heights.
+
+    Strokes are followed ``SegmentSettings.margin`` cell sides outside the box; a kept stroke
+    that reaches the edge of that region runs on beyond it, so the crop holds only part of
+    the mark (a neighbour's digit or a label reaching in, or a digit written far outside its
+    box). Edges at the page border do not count.
+
+    Args:
+        kept: (h', w') bool kept strokes of the search region.
+        cut: (left, top, right, bottom) sides of the region that are not the page edge.
+        h: cell height, pixels.
+    """
+    edges = (kept[:, 0], kept[0, :], kept[:, -1], kept[-1, :])
+    return float(sum(int(e.sum()) for e, c in zip(edges, cut) if c)) / max(1, h)
+
+
 def _in_other_cells(layout: PageLayout, cell: DigitBox, kept: np.ndarray, origin: tuple[int, int]) -> float:
     """Share of the kept mark's pixels that lie inside the interior of another found cell.
 
@@ -302,6 +319,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     core[cy0 + band : cy0 + h - band, cx0 + band : cx0 + w - band] = 1
     min_px = max(3, int(0.0015 * w * h))
     keep = np.zeros(n, bool)
+    clipped = _clipped_sides((x0, y0, x1, y1), (W, H))
     if n > 1:
         lab_in = np.bincount(labels[inside > 0], minlength=n)
         lab_core = np.bincount(labels[core > 0], minlength=n)
@@ -311,7 +329,6 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
         outside = (lab_in < s.min_inside * area) & (area >= min_px)
         outside[0] = False
-        clipped = _clipped_sides((x0, y0, x1, y1), (W, H))
         _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped)
     kept = keep[labels]
     cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0
@@ -332,6 +349,9 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     if top > 0:
         patch = np.clip(patch / top, 0.0, 1.0)
     return tuple(
-        DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray, extent=extent, in_other=in_other)
+        DigitCrop(
+            cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray,
+            extent=extent, in_other=in_other, run_on=_run_on(kept, clipped, h),
+        )
         for t in turns
     )

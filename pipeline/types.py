@@ -130,6 +130,7 @@ class DigitCrop:
     on_line: float = 0.0  # longest stretch of a box line thickened by a stroke lying on it, in cell sides, in [0, 1]
     extent: float = 1.0  # the kept mark's bounding box, longer side, in cell heights (1.0 when not measured)
     in_other: float = 0.0  # share of the kept mark's pixels lying inside another found cell, in [0, 1]
+    run_on: float = 0.0  # kept mark's length along the edges of the searched region (strokes running on beyond it), in cell heights
 
 
 @dataclass(frozen=True, slots=True)

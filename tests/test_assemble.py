@@ -352,3 +352,19 @@ def test_a_mark_lying_largely_in_another_cell_is_flagged_crosses_cell():
     form = assemble_form(lay, crops, [[pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
     assert [x.flagged for x in form.fields[0].digits] == [False, True, False]
     assert form.fields[0].flags == (FLAG_CROSSES_CELL,)
+
+
+def test_a_mark_running_on_beyond_the_searched_region_is_flagged_cut_mark():
+    from pipeline.assemble import FLAG_CUT_MARK, RUN_ON_LEVEL
+
+    lay = make_layout([3])
+    cells = lay.fields[0].cells
+    z = np.zeros((28, 28), np.float32)
+    crops = [[
+        DigitCrop(cells[0], z, False, 0.12),  # a whole digit
+        DigitCrop(cells[1], z, False, 0.12, run_on=RUN_ON_LEVEL + 0.05),  # part of a longer mark
+        DigitCrop(cells[2], z, True, 0.0, run_on=1.0),  # blank: nothing to flag
+    ]]
+    form = assemble_form(lay, crops, [[pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
+    assert [x.flagged for x in form.fields[0].digits] == [False, True, False]
+    assert form.fields[0].flags == (FLAG_CUT_MARK,)

@@ -237,3 +237,20 @@ def test_in_other_is_the_share_of_the_mark_inside_another_cell():
     lay = _drawn_on_found_comb(inside)
     mid = segment_cell(lay, lay.fields[0].cells[1])
     assert not mid.blank and mid.in_other == 0.0
+
+
+def test_run_on_measures_a_kept_stroke_reaching_the_edge_of_the_searched_region():
+    def long_stroke(img, x, y, s):
+        # mostly in the middle cell, on over the right wall and past the 0.3-side margin
+        cv2.line(img, (x + int(0.2 * s), y + int(0.3 * s)), (x + int(1.5 * s), y + int(0.6 * s)), 0, 4)
+
+    def short_stroke(img, x, y, s):
+        # the same stroke stopping inside the margin
+        cv2.line(img, (x + int(0.2 * s), y + int(0.3 * s)), (x + int(1.15 * s), y + int(0.55 * s)), 0, 4)
+
+    lay = _drawn_on_found_comb(long_stroke)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    assert not mid.blank and mid.run_on > 0.05  # a 4 px stroke crosses the edge: ~6 px of 60
+    lay = _drawn_on_found_comb(short_stroke)
+    mid = segment_cell(lay, lay.fields[0].cells[1])
+    assert not mid.blank and mid.run_on == 0.0
