@@ -263,6 +263,9 @@ def _run_on(kept: np.ndarray, cut: tuple[bool, bool, bool, bool], h: int) -> flo
         kept: (h', w') bool kept strokes of the search region.
         cut: (left, top, right, bottom) sides of the region that are not the page edge.
         h: cell height, pixels.
+
+    Returns:
+        Kept pixels on those edges over the cell height, >= 0.
     """
     edges = (kept[:, 0], kept[0, :], kept[:, -1], kept[-1, :])
     return float(sum(int(e.sum()) for e, c in zip(edges, cut) if c)) / max(1, h)
@@ -271,8 +274,15 @@ def _run_on(kept: np.ndarray, cut: tuple[bool, bool, bool, bool], h: int) -> flo
 def _in_other_cells(layout: PageLayout, cell: DigitBox, kept: np.ndarray, origin: tuple[int, int]) -> float:
     """Share of the kept mark's pixels that lie inside the interior of another found cell.
 
+    A digit read here whose strokes lie largely in a neighbour's box is a neighbour's digit
+    reaching in, or one digit written over two cells (both then read it). Parts of other
+    cells that overlap this one do not count.
+
     Args:
         kept: (h, w) bool kept strokes of the search region. origin: (x0, y0) of the region in aligned pixels.
+
+    Returns:
+        The share, in [0, 1]; 0 when nothing is kept.
     """
     total = int(kept.sum())
     if not total:
@@ -343,6 +353,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         on_line = stroke_on_box_line(raw, (cx0, cy0, w, h), layout.line_width)
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
     in_other = _in_other_cells(layout, cell, kept, (x0, y0))
+    run_on = _run_on(kept, clipped, h)
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
@@ -351,7 +362,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     return tuple(
         DigitCrop(
             cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, inked, stray,
-            extent=extent, in_other=in_other, run_on=_run_on(kept, clipped, h),
+            extent=extent, in_other=in_other, run_on=run_on,
         )
         for t in turns
     )
