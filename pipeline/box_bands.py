@@ -391,10 +391,11 @@ def _band_cells(
             comb = all(v[0] <= u[1] or _ruled(horiz_raw, a.y, u[1], v[0]) > 0.5 * 255 for u, v in zip(kept, kept[1:]))
             walls = _comb_lattice(kept, hb, s) if comb else kept
             if comb and not (a.solid or b.solid):
-                weak = _weak_lattice(kept, cov, c0, hb, c0, c1, s)
-                if weak is None and len(kept) < 3:
-                    # no strong walls to fix the pitch: an empty comb printed faint or dashed
-                    weak = _empty_faint_comb([(c0 + u, c0 + v) for u, v in _walls(cov, FAINT_WALL, max_thick)], cov, c0, hb, s)
+                # too few strong walls to fix the pitch: perhaps an empty comb printed faint or dashed
+                weak = (
+                    _weak_lattice(kept, cov, c0, hb, c0, c1, s) if len(kept) >= 3
+                    else _empty_faint_comb([(c0 + u, c0 + v) for u, v in _walls(cov, FAINT_WALL, max_thick)], cov, c0, hb, s)
+                )
                 if weak is not None and len(weak) > len(walls):
                     walls = weak
             found = []

@@ -289,82 +289,70 @@ def test_blank_verdict_over_much_dropped_ink_is_flagged_stray_ink():
     assert form.fields[0].flags == (FLAG_STRAY_INK,) and form.status.value == "needs_review"
 
 
+def _one_field(crops: list[dict], preds: list[DigitPrediction]):
+    """One field whose cells hold empty-pixel crops made from ``crops`` (``DigitCrop`` keyword
+    arguments after the cell and pixels), assembled at threshold 0.9."""
+    lay = make_layout([len(crops)])
+    z = np.zeros((28, 28), np.float32)
+    made = [[DigitCrop(cell, z, **kw) for cell, kw in zip(lay.fields[0].cells, crops)]]
+    return assemble_form(lay, made, [preds], threshold=0.9).fields[0]
+
+
 def test_blank_verdict_with_a_stroke_on_its_box_line_is_flagged_ink_on_line():
     from pipeline.assemble import FLAG_INK_ON_LINE, ON_LINE_LEVEL
 
-    lay = make_layout([3])
-    cells = lay.fields[0].cells
-    z = np.zeros((28, 28), np.float32)
-    crops = [[
-        DigitCrop(cells[0], z, True, 0.0, 0.0, ON_LINE_LEVEL + 0.2),  # a "1" on the wall, removed with it
-        DigitCrop(cells[1], z, True, 0.0, 0.0, ON_LINE_LEVEL / 3),  # a wall a little uneven
-        DigitCrop(cells[2], z, False, 0.1, 0.0, 0.9),  # a digit was read: the verdict stands on its own
-    ]]
-    form = assemble_form(lay, crops, [[pred(None, 1.0), pred(None, 1.0), pred(4)]], threshold=0.9)
-    d = form.fields[0].digits
-    assert [x.flagged for x in d] == [True, False, False]
-    assert form.fields[0].flags == (FLAG_INK_ON_LINE,)
+    field = _one_field([
+        dict(blank=True, ink=0.0, on_line=ON_LINE_LEVEL + 0.2),  # a "1" on the wall, removed with it
+        dict(blank=True, ink=0.0, on_line=ON_LINE_LEVEL / 3),  # a wall a little uneven
+        dict(blank=False, ink=0.1, on_line=0.9),  # a digit was read: the verdict stands on its own
+    ], [pred(None, 1.0), pred(None, 1.0), pred(4)])
+    assert [x.flagged for x in field.digits] == [True, False, False]
+    assert field.flags == (FLAG_INK_ON_LINE,)
 
 
 def test_a_mark_too_small_or_faint_for_a_whole_digit_is_flagged_small_mark():
     from pipeline.assemble import FAINT_INK, FLAG_SMALL_MARK, SMALL_EXTENT
 
-    lay = make_layout([4])
-    cells = lay.fields[0].cells
-    z = np.zeros((28, 28), np.float32)
-    crops = [[
-        DigitCrop(cells[0], z, False, 0.12, extent=0.7),  # a whole digit
-        DigitCrop(cells[1], z, False, 0.12, extent=SMALL_EXTENT - 0.05),  # a short fragment
-        DigitCrop(cells[2], z, False, FAINT_INK / 2, extent=0.7),  # a faint, broken digit
-        DigitCrop(cells[3], z, True, 0.0, extent=0.0),  # blank: nothing to flag
-    ]]
-    form = assemble_form(lay, crops, [[pred(1, 0.999), pred(1, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
-    assert [x.flagged for x in form.fields[0].digits] == [False, True, True, False]
-    assert form.fields[0].flags == (FLAG_SMALL_MARK,)
+    field = _one_field([
+        dict(blank=False, ink=0.12, extent=0.7),  # a whole digit
+        dict(blank=False, ink=0.12, extent=SMALL_EXTENT - 0.05),  # a short fragment
+        dict(blank=False, ink=FAINT_INK / 2, extent=0.7),  # a faint, broken digit
+        dict(blank=True, ink=0.0, extent=0.0),  # blank: nothing to flag
+    ], [pred(1, 0.999), pred(1, 0.999), pred(7, 0.999), pred(None, 1.0)])
+    assert [x.flagged for x in field.digits] == [False, True, True, False]
+    assert field.flags == (FLAG_SMALL_MARK,)
 
 
 def test_a_mark_larger_than_its_cell_is_flagged_large_mark():
     from pipeline.assemble import FLAG_LARGE_MARK, LARGE_EXTENT
 
-    lay = make_layout([2])
-    cells = lay.fields[0].cells
-    z = np.zeros((28, 28), np.float32)
-    crops = [[
-        DigitCrop(cells[0], z, False, 0.12, extent=0.95),  # a tall digit, within its box
-        DigitCrop(cells[1], z, False, 0.2, extent=LARGE_EXTENT + 0.2),  # part of something bigger
-    ]]
-    form = assemble_form(lay, crops, [[pred(8, 0.999), pred(0, 0.999)]], threshold=0.9)
-    assert [x.flagged for x in form.fields[0].digits] == [False, True]
-    assert form.fields[0].flags == (FLAG_LARGE_MARK,)
+    field = _one_field([
+        dict(blank=False, ink=0.12, extent=0.95),  # a tall digit, within its box
+        dict(blank=False, ink=0.2, extent=LARGE_EXTENT + 0.2),  # part of something bigger
+    ], [pred(8, 0.999), pred(0, 0.999)])
+    assert [x.flagged for x in field.digits] == [False, True]
+    assert field.flags == (FLAG_LARGE_MARK,)
 
 
 def test_a_mark_lying_largely_in_another_cell_is_flagged_crosses_cell():
     from pipeline.assemble import CROSS_LEVEL, FLAG_CROSSES_CELL
 
-    lay = make_layout([3])
-    cells = lay.fields[0].cells
-    z = np.zeros((28, 28), np.float32)
-    crops = [[
-        DigitCrop(cells[0], z, False, 0.12, in_other=CROSS_LEVEL / 3),  # a tail over the wall
-        DigitCrop(cells[1], z, False, 0.12, in_other=CROSS_LEVEL + 0.1),  # a neighbour's digit reaching in
-        DigitCrop(cells[2], z, True, 0.0, in_other=0.9),  # blank: nothing to flag
-    ]]
-    form = assemble_form(lay, crops, [[pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
-    assert [x.flagged for x in form.fields[0].digits] == [False, True, False]
-    assert form.fields[0].flags == (FLAG_CROSSES_CELL,)
+    field = _one_field([
+        dict(blank=False, ink=0.12, in_other=CROSS_LEVEL / 3),  # a tail over the wall
+        dict(blank=False, ink=0.12, in_other=CROSS_LEVEL + 0.1),  # a neighbour's digit reaching in
+        dict(blank=True, ink=0.0, in_other=0.9),  # blank: nothing to flag
+    ], [pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)])
+    assert [x.flagged for x in field.digits] == [False, True, False]
+    assert field.flags == (FLAG_CROSSES_CELL,)
 
 
 def test_a_mark_running_on_beyond_the_searched_region_is_flagged_cut_mark():
     from pipeline.assemble import FLAG_CUT_MARK, RUN_ON_LEVEL
 
-    lay = make_layout([3])
-    cells = lay.fields[0].cells
-    z = np.zeros((28, 28), np.float32)
-    crops = [[
-        DigitCrop(cells[0], z, False, 0.12),  # a whole digit
-        DigitCrop(cells[1], z, False, 0.12, run_on=RUN_ON_LEVEL + 0.05),  # part of a longer mark
-        DigitCrop(cells[2], z, True, 0.0, run_on=1.0),  # blank: nothing to flag
-    ]]
-    form = assemble_form(lay, crops, [[pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)]], threshold=0.9)
-    assert [x.flagged for x in form.fields[0].digits] == [False, True, False]
-    assert form.fields[0].flags == (FLAG_CUT_MARK,)
+    field = _one_field([
+        dict(blank=False, ink=0.12),  # a whole digit
+        dict(blank=False, ink=0.12, run_on=RUN_ON_LEVEL + 0.05),  # part of a longer mark
+        dict(blank=True, ink=0.0, run_on=1.0),  # blank: nothing to flag
+    ], [pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)])
+    assert [x.flagged for x in field.digits] == [False, True, False]
+    assert field.flags == (FLAG_CUT_MARK,)

@@ -170,6 +170,20 @@ def _stem_and_bar(img, x, y, s, bar_from):
     cv2.line(img, (bar_from, y + int(0.6 * s)), (stem + 6, y + int(0.6 * s)), 0, 3)
 
 
+def _middle(draw):
+    """The middle cell's crop after ``draw`` on the found comb (``_drawn_on_found_comb``)."""
+    lay = _drawn_on_found_comb(draw)
+    return segment_cell(lay, lay.fields[0].cells[1])
+
+
+def _stroke(p0, p1, t=4):
+    """A drawing function: a straight stroke between points given in cell sides from the
+    middle cell's top-left corner."""
+    def draw(img, x, y, s):
+        cv2.line(img, (x + int(p0[0] * s), y + int(p0[1] * s)), (x + int(p1[0] * s), y + int(p1[1] * s)), 0, t)
+    return draw
+
+
 def test_strokes_straying_over_the_wall_stay_with_their_digit():
     def draw(img, x, y, s):
         # a "4" whose left arm is written over the left wall: the arm runs down along the
@@ -178,8 +192,7 @@ def test_strokes_straying_over_the_wall_stay_with_their_digit():
         _stem_and_bar(img, x, y, s, x + 2)
         cv2.line(img, (x - 14, y + int(0.1 * s)), (x + 2, y + int(0.6 * s)), 0, 3)
 
-    lay = _drawn_on_found_comb(draw)
-    mid = segment_cell(lay, lay.fields[0].cells[1])
+    mid = _middle(draw)
     assert not mid.blank
     # the arm's upper part, outside the cell, is in the crop: ink reaches the crop's top
     # left, above the bar
@@ -193,8 +206,7 @@ def test_a_stroke_running_on_past_the_search_region_is_not_taken():
         _stem_and_bar(img, x, y, s, x + 2)
         cv2.line(img, (x - 24, y - int(0.45 * s)), (x + 2, y + int(0.6 * s)), 0, 3)
 
-    lay = _drawn_on_found_comb(draw)
-    mid = segment_cell(lay, lay.fields[0].cells[1])
+    mid = _middle(draw)
     assert not mid.blank
     assert (mid.pixels[:12, :6] > 0.3).sum() == 0
 
@@ -223,34 +235,18 @@ def test_extent_is_the_marks_longer_side_in_cell_heights():
 
 
 def test_in_other_is_the_share_of_the_mark_inside_another_cell():
-    def across(img, x, y, s):
-        # a stroke from the middle cell over its right wall into the right cell, a third of
-        # it beyond the wall
-        cv2.line(img, (x + int(0.55 * s), y + int(0.3 * s)), (x + int(1.25 * s), y + int(0.7 * s)), 0, 4)
-
-    def inside(img, x, y, s):
-        cv2.line(img, (x + int(0.3 * s), y + int(0.2 * s)), (x + int(0.7 * s), y + int(0.8 * s)), 0, 4)
-
-    lay = _drawn_on_found_comb(across)
-    mid = segment_cell(lay, lay.fields[0].cells[1])
+    # a stroke from the middle cell over its right wall into the right cell, a third of it
+    # beyond the wall; and one wholly inside
+    mid = _middle(_stroke((0.55, 0.3), (1.25, 0.7)))
     assert not mid.blank and 0.2 < mid.in_other < 0.5
-    lay = _drawn_on_found_comb(inside)
-    mid = segment_cell(lay, lay.fields[0].cells[1])
+    mid = _middle(_stroke((0.3, 0.2), (0.7, 0.8)))
     assert not mid.blank and mid.in_other == 0.0
 
 
 def test_run_on_measures_a_kept_stroke_reaching_the_edge_of_the_searched_region():
-    def long_stroke(img, x, y, s):
-        # mostly in the middle cell, on over the right wall and past the 0.3-side margin
-        cv2.line(img, (x + int(0.2 * s), y + int(0.3 * s)), (x + int(1.5 * s), y + int(0.6 * s)), 0, 4)
-
-    def short_stroke(img, x, y, s):
-        # the same stroke stopping inside the margin
-        cv2.line(img, (x + int(0.2 * s), y + int(0.3 * s)), (x + int(1.15 * s), y + int(0.55 * s)), 0, 4)
-
-    lay = _drawn_on_found_comb(long_stroke)
-    mid = segment_cell(lay, lay.fields[0].cells[1])
+    # mostly in the middle cell, on over the right wall and past the 0.3-side margin
+    mid = _middle(_stroke((0.2, 0.3), (1.5, 0.6)))
     assert not mid.blank and mid.run_on > 0.05  # a 4 px stroke crosses the edge: ~6 px of 60
-    lay = _drawn_on_found_comb(short_stroke)
-    mid = segment_cell(lay, lay.fields[0].cells[1])
+    # the same stroke stopping inside the margin
+    mid = _middle(_stroke((0.2, 0.3), (1.15, 0.55)))
     assert not mid.blank and mid.run_on == 0.0
