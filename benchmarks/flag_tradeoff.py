@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import RunSettings
-from pipeline.run import process_batch
+from pipeline.run import load_predictor, process_batch
 from pipeline.score import load_truth, score_pages
 from pipeline.writer import form_to_dict
 
@@ -46,10 +46,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("forms", type=Path, nargs="+", help="folders of scans, each with its truth.json (digitform synth)")
     args = ap.parse_args()
+    settings = RunSettings(min_confidence=0.0)
+    predictor = load_predictor(settings)  # once for all folders
     sets = []
     for folder in args.forms:
         pages: list[dict] = []
-        process_batch([folder], RunSettings(min_confidence=0.0), lambda f, pages=pages: pages.append(form_to_dict(f)))
+        process_batch([folder], settings, lambda f, pages=pages: pages.append(form_to_dict(f)), predictor=predictor)
         sets.append((pages, load_truth(folder / "truth.json")))
     for t in THRESHOLDS:
         tot = {"predicted_digits": 0, "flagged": 0, "errors_unflagged": 0, "spurious_unflagged": 0, "reviewed": 0, "cells": 0}
