@@ -177,7 +177,7 @@ def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> 
 
 def _attach_across_walls(
     labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, outside: np.ndarray, ink: np.ndarray, reach: int, cut: tuple[bool, bool, bool, bool]
-) -> None:
+) -> list[tuple[int, int]]:
     """Keep the parts of the cell's digit that stray over its box line.
 
     Removing a box line cuts a stroke that crosses it in two; the part outside the cell
@@ -195,8 +195,12 @@ def _attach_across_walls(
         ink: (h, w) bool raw ink mask (box lines included) of the region.
         reach: pixels; a little more than the box line's removed band.
         cut: (left, top, right, bottom) sides of the region that are not the page edge.
+
+    Returns:
+        (attached, kept) label pairs: each attached component with the kept components it met.
     """
     h, w = labels.shape
+    links: list[tuple[int, int]] = []
     cand = []
     for i in np.nonzero(outside & ~keep)[0]:
         x, y, cw, ch = stats[i, :4]
@@ -204,7 +208,7 @@ def _attach_across_walls(
         if not any(t and c for t, c in zip(touches, cut)):
             cand.append(i)
     if not cand:
-        return
+        return links
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     for _ in range(2):
         near_kept = cv2.dilate(keep[labels].astype(np.uint8), k) > 0
@@ -215,10 +219,15 @@ def _attach_across_walls(
             x, y, cw, ch = stats[i, :4]
             a0, b0, a1, b1 = max(0, x - reach), max(0, y - reach), min(w, x + cw + reach), min(h, y + ch + reach)
             own = cv2.dilate((labels[b0:b1, a0:a1] == i).astype(np.uint8), k) > 0
-            if (own & near_kept[b0:b1, a0:a1] & ink[b0:b1, a0:a1]).any():
+            meet = own & near_kept[b0:b1, a0:a1] & ink[b0:b1, a0:a1]
+            if meet.any():
+                near = cv2.dilate(meet.astype(np.uint8), k) > 0
+                met = {int(j) for j in np.unique(labels[b0:b1, a0:a1][near]) if j and j != i and keep[j]}
+                links.extend((int(i), j) for j in met)
                 keep[i] = added = True
         if not added:
             break
+    return links
 
 
 def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = False, settings: SegmentSettings | None = None) -> DigitCrop:
@@ -271,25 +280,20 @@ def _run_on(kept: np.ndarray, cut: tuple[bool, bool, bool, bool], h: int) -> flo
     return float(sum(int(e.sum()) for e, c in zip(edges, cut) if c)) / max(1, h)
 
 
-def _in_other_cells(layout: PageLayout, cell: DigitBox, kept: np.ndarray, origin: tuple[int, int]) -> float:
-    """Share of the kept mark's pixels that lie inside the interior of another found cell.
+def _other_cells(layout: PageLayout, cell: DigitBox, shape: tuple[int, int], origin: tuple[int, int]) -> np.ndarray:
+    """Mask of the interiors of the other found cells in a search region.
 
-    A digit read here whose strokes lie largely in a neighbour's box is a neighbour's digit
-    reaching in, or one digit written over two cells (both then read it). Parts of other
-    cells that overlap this one do not count.
+    Parts of other cells that overlap this cell's interior are left out.
 
     Args:
-        kept: (h, w) bool kept strokes of the search region. origin: (x0, y0) of the region in aligned pixels.
+        shape: (h, w) of the region. origin: (x0, y0) of the region in aligned pixels.
 
     Returns:
-        The share, in [0, 1]; 0 when nothing is kept.
+        (h, w) bool.
     """
-    total = int(kept.sum())
-    if not total:
-        return 0.0
     x0, y0 = origin
-    h, w = kept.shape
-    other = np.zeros_like(kept)
+    h, w = shape
+    other = np.zeros(shape, bool)
     for f in layout.fields:
         for c in f.cells:
             if c is cell:
@@ -300,7 +304,68 @@ def _in_other_cells(layout: PageLayout, cell: DigitBox, kept: np.ndarray, origin
                 other[b0:b1, a0:a1] = True
     ox, oy, ow, oh = cell.aligned_box
     other[max(0, oy - y0) : max(0, oy + oh - y0), max(0, ox - x0) : max(0, ox + ow - x0)] = False  # cells overlapping this one
-    return float((kept & other).sum()) / total
+    return other
+
+
+def _in_other_cells(kept: np.ndarray, other: np.ndarray) -> float:
+    """Share of the kept mark's pixels that lie inside the interior of another found cell.
+
+    A digit read here whose strokes lie largely in a neighbour's box is a neighbour's digit
+    reaching in, or one digit written over two cells (both then read it).
+
+    Args:
+        kept: (h, w) bool kept strokes of the search region. other: (h, w) bool, ``_other_cells``.
+
+    Returns:
+        The share, in [0, 1]; 0 when nothing is kept.
+    """
+    total = int(kept.sum())
+    return float((kept & other).sum()) / total if total else 0.0
+
+
+def _drop_neighbours_marks(labels: np.ndarray, keep: np.ndarray, links: list[tuple[int, int]], inside: np.ndarray, other: np.ndarray) -> None:
+    """Unkeep a neighbour's digit that reaches into the cell beside this cell's own mark.
+
+    Kept components are grouped by the links made across the box lines
+    (``_attach_across_walls``): a neighbour's digit written over the shared line is cut in
+    two by line removal, its part in this cell kept and its part beyond attached. A group
+    with more pixels inside other found cells than inside this one is dropped, but only when
+    another group lies mostly inside this cell (the cell's own digit); otherwise nothing is
+    dropped and the ``crosses_cell`` review flag reports the doubt. "Mostly" is more than
+    twice as many pixels inside this cell as inside others: with a bare majority, a digit
+    written over the shared wall (its pieces on both sides) was taken for the cell's own
+    mark and its main part dropped (development forms, seeds 100-12001).
+
+    Args:
+        labels: (h, w) int32 component labels. keep: (n,) bool, updated in place.
+        links: (a, b) label pairs joined across a line. inside, other: (h, w) masks of this
+            cell's interior and of the other cells' interiors.
+    """
+    parent = list(range(keep.size))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in links:
+        parent[root(a)] = root(b)
+    ids = np.array([root(i) for i in range(keep.size)])
+    n = keep.size
+    own = np.bincount(labels[inside > 0], minlength=n)
+    theirs = np.bincount(labels[other], minlength=n)
+    groups = {}
+    for i in np.nonzero(keep)[0]:
+        g = groups.setdefault(ids[i], [0, 0, []])
+        g[0] += own[i]
+        g[1] += theirs[i]
+        g[2].append(i)
+    if not any(o > 2 * t for o, t, _ in groups.values()):
+        return
+    for o, t, members in groups.values():
+        if t > o:
+            keep[members] = False
 
 
 def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...]) -> tuple[DigitCrop, ...]:
@@ -329,6 +394,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     core[cy0 + band : cy0 + h - band, cx0 + band : cx0 + w - band] = 1
     min_px = max(3, int(0.0015 * w * h))
     keep = np.zeros(n, bool)
+    other = _other_cells(layout, cell, strokes.shape, (x0, y0))
     clipped = _clipped_sides((x0, y0, x1, y1), (W, H))
     if n > 1:
         lab_in = np.bincount(labels[inside > 0], minlength=n)
@@ -339,7 +405,8 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
         outside = (lab_in < s.min_inside * area) & (area >= min_px)
         outside[0] = False
-        _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped)
+        links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped)
+        _drop_neighbours_marks(labels, keep, links, inside, other)
     kept = keep[labels]
     cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0
     inked = float(cell_kept.sum()) / float(w * h)
@@ -352,7 +419,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     if not ys.size or inked < s.blank_ink or extent < s.blank_extent:
         on_line = stroke_on_box_line(raw, (cx0, cy0, w, h), layout.line_width)
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
-    in_other = _in_other_cells(layout, cell, kept, (x0, y0))
+    in_other = _in_other_cells(kept, other)
     run_on = _run_on(kept, clipped, h)
     patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's

@@ -250,3 +250,21 @@ def test_run_on_measures_a_kept_stroke_reaching_the_edge_of_the_searched_region(
     # the same stroke stopping inside the margin
     mid = _middle(_stroke((0.2, 0.3), (1.15, 0.55)))
     assert not mid.blank and mid.run_on == 0.0
+
+
+def test_a_neighbours_digit_reaching_over_the_wall_is_dropped_beside_the_cells_own_digit():
+    def ring(img, x, y, s):
+        # a "0" of the right cell written over the shared wall, a third of it in the middle cell
+        cv2.ellipse(img, (x + s + int(0.05 * s), y + s // 2), (int(0.18 * s), int(0.3 * s)), 0, 0, 360, 0, 3)
+
+    def ring_and_one(img, x, y, s):
+        ring(img, x, y, s)
+        cv2.line(img, (x + int(0.3 * s), y + int(0.2 * s)), (x + int(0.3 * s), y + int(0.8 * s)), 0, 3)
+
+    mid = _middle(ring_and_one)
+    assert not mid.blank and mid.in_other == 0.0  # only the "1": nothing kept in the right cell
+    assert (mid.pixels[:, 18:] > 0.3).sum() == 0  # a lone stroke, centred: no ring on its right
+    # without a mark of its own the cell keeps the neighbour's part, and the review flag
+    # measure shows where it lies
+    alone = _middle(ring)
+    assert not alone.blank and alone.in_other > 0.4  # the crosses_cell flag fires at 0.25
