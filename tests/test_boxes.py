@@ -188,6 +188,31 @@ def test_a_box_split_by_a_slanted_one_is_one_cell():
     assert len(cells) == 1 and iou(cells[0], (400, 500, 80, 80)) >= 0.7, cells
 
 
+@pytest.mark.parametrize("stem", [6, 10])
+def test_a_cell_cut_short_by_a_stroke_from_ruling_to_ruling_is_widened(stem):
+    # a two-cell comb of 90 x 80 boxes; in the second a "7" whose stem runs from the top
+    # ruling to the bottom one and whose other strokes fill the part left of it, so the box
+    # was found only right of the stem
+    img = _box_page([(400, 500, 90, 80), (490, 500, 90, 80)], strokes=[((530, 501), (526, 579), stem), ((496, 530), (530, 503), 8), ((497, 540), (520, 545), 8)])
+    layout = find_fields(align_page(Page(Path("t.png"), 0, img, None)))
+    cells = sorted(c.box for f in layout.fields for c in f.cells)
+    assert len(cells) == 2 and all(iou(c, t) >= 0.8 for c, t in zip(cells, [(400, 500, 90, 80), (490, 500, 90, 80)])), cells
+
+
+def test_a_narrower_printed_box_is_not_widened():
+    from pipeline.box_cells import _Cell, _widen_cut_cells
+
+    # a row of boxes 60 wide with one 40 wide: all walls printed, solid or dashed
+    mask = np.zeros((200, 400), np.uint8)
+    row = [_Cell(20, 50, 60, 60, 3.0), _Cell(103, 50, 40, 60, 3.0), _Cell(166, 50, 60, 60, 3.0)]
+    for c in row:
+        cv2.rectangle(mask, (c.x - 2, c.y - 2), (c.x + c.w + 1, c.y + c.h + 1), 255, 3)
+    assert _widen_cut_cells(row, mask) == row
+    dashed = mask.copy()
+    dashed[:, 100:103][np.arange(200) % 10 < 5] = 0  # the narrow box's left wall dashed
+    assert _widen_cut_cells(row, dashed) == row
+
+
 def test_printed_wall_is_straight_full_height_and_thin():
     from pipeline.box_cells import _Cell, _printed_wall
 
