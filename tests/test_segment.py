@@ -268,3 +268,19 @@ def test_a_neighbours_digit_reaching_over_the_wall_is_dropped_beside_the_cells_o
     # measure shows where it lies
     alone = _middle(ring)
     assert not alone.blank and alone.in_other > 0.4  # the crosses_cell flag fires at 0.25
+
+
+def test_strokes_broken_into_specks_are_joined():
+    def four(img, x, y, s):
+        # a "4": a solid stem, and an arm and a bar scanned as specks (2 px dots, 1 px apart),
+        # as a 1-bit scan breaks faint ink up
+        cv2.line(img, (x + int(0.65 * s), y + int(0.15 * s)), (x + int(0.65 * s), y + int(0.85 * s)), 0, 3)
+        for i in range(0, int(0.4 * s), 2):
+            img[y + int(0.2 * s) + i, x + int(0.2 * s) : x + int(0.2 * s) + 2] = 0  # the arm, down
+        for i in range(0, int(0.45 * s), 3):
+            img[y + int(0.6 * s), x + int(0.2 * s) + i : x + int(0.2 * s) + i + 2] = 0  # the bar, across
+
+    mid = _middle(four)
+    assert not mid.blank
+    # the arm is in the crop: ink in its left third, beside the stem
+    assert (mid.pixels[:, :10] > 0.2).sum() >= 10
