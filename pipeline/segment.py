@@ -89,17 +89,15 @@ def _join_speckles(strokes: np.ndarray, lines: np.ndarray, interior: np.ndarray,
     whole strokes (the bowl of a "9", the arm of a "4"). When the search region holds at
     least ``SPECKS`` specks (components of 2 px up to ``min_px``), the strokes are closed
     with a disc of 4% of the cell height (at least 5 px); box lines removed outside the
-    interior stay removed, and the crop is drawn from the joined strokes at full ink (the
-    dots alone give a faint, grainy digit). Regions of clean strokes hold 0-2 specks,
-    speckled ones 15-20 (development forms); closing them too lost as many digits as it
-    gained.
+    interior stay removed. Regions of clean strokes hold 0-2 specks, speckled ones 15-20
+    (development forms); closing them too lost as many digits as it gained.
 
     Args:
         strokes: (h', w') uint8 0/1 strokes of the search region. lines, interior: as ``_strokes``.
         min_px: the smallest component kept, px. h: cell height, px.
 
     Returns:
-        (h', w') uint8 0/1 strokes, joined where speckled; ``strokes`` itself otherwise.
+        (h', w') uint8 0/1 strokes, joined where speckled.
     """
     _, _, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     a = stats[1:, cv2.CC_STAT_AREA]
@@ -419,9 +417,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     raw = ink > s.ink_level  # the raw ink: strokes and box lines alike
     strokes = _strokes(raw, layout.lines[y0:y1, x0:x1], rim | (1 - band), layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
-    joined = _join_speckles(strokes, layout.lines[y0:y1, x0:x1], rim | (1 - band), min_px, h)
-    speckled = joined is not strokes
-    strokes = joined
+    strokes = _join_speckles(strokes, layout.lines[y0:y1, x0:x1], rim | (1 - band), min_px, h)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     band = max(1, int(round(s.border_band * min(w, h))))
     core = np.zeros_like(strokes)
@@ -454,8 +450,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
     in_other = _in_other_cells(kept, other)
     run_on = _run_on(kept, clipped, h)
-    # a speckled stroke is drawn from its joined mask at full ink: its own pixels are dots
-    patch = np.where(kept, np.maximum(ink, strokes) if speckled else ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
+    patch = np.where(kept, ink, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
     # pen pressure: scale so that the stroke cores reach full ink, like MNIST's
     top = float(np.percentile(patch[patch > 0], 90))
     if top > 0:
