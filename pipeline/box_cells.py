@@ -184,7 +184,6 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: n
     return out
 
 
-
 def _inked_column(mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, share: float = 0.4) -> bool:
     """Whether some column of x0..x1 (exclusive) holds ink in ``share`` of the rows y0..y1
     (a wall, solid or dashed, that the digit's strokes may touch)."""
@@ -197,13 +196,14 @@ def _widen_cut_cells(group: list[_Cell], mask: np.ndarray) -> list[_Cell]:
 
     A digit stroke running from the top ruling to the bottom one (the stem of a "7" or a
     "1") passes for a wall, and the part of the box beyond it, filled with the digit's other
-    strokes, is no cell: the box is found narrower than its row, cut at the stroke. A cell
-    narrower than the widest cell of its row that has printed walls on both sides (by at
-    least 15%) is widened on one side by the
-    difference when its wall on that side is no printed wall (``_printed_band``, dashed walls
-    admitted: 40% of the rows inked), a wall stands at the widened edge (``_inked_column``),
-    and no other cell of the row is entered. Development forms (10 sets, seeds 100-13001,
-    5,900 written digits): 7 more digits read right, none lost.
+    strokes, is no cell: the box is found narrower than its row, cut at the stroke.
+
+    A cell at least 15% narrower than the widest cell of its row that has printed walls on
+    both sides is widened by the difference on one side, when its wall on that side is no
+    printed wall (``_printed_band``, dashed walls admitted: 40% of the rows inked), a wall
+    stands at the widened edge (``_inked_column``), and no other cell of the row is
+    entered. Development forms (10 sets, seeds 100-13001, 5,900 written digits): 7 more
+    digits read right, none lost.
 
     Args:
         group: the cells of one row (a field), any order. mask: (H, W) uint8 0/255 raw ink mask.
