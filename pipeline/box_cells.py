@@ -215,13 +215,14 @@ def _widen_cut_cells(group: list[_Cell], mask: np.ndarray) -> list[_Cell]:
     if len(group) < 2:
         return group
 
-    def walled(c: _Cell) -> bool:  # printed walls on both sides
+    def printed(c: _Cell, x: int) -> bool:  # a printed wall (dashed admitted) at column x
         tol = int(round(c.border)) + 2
-        return all(_printed_band(mask, x - tol, x + tol + 1, c.y, c.y + c.h, c.border, 0.4) for x in (c.x - 1, c.x + c.w))
+        return _printed_band(mask, x - tol, x + tol + 1, c.y, c.y + c.h, c.border, 0.4)
 
+    sides = [(printed(c, c.x - 1), printed(c, c.x + c.w)) for c in group]  # (left, right)
     # the row's width: its widest cell with printed walls on both sides (a row found badly,
     # cells of every width, has none to trust)
-    wide = max((c.w for c in group if walled(c)), default=0)
+    wide = max((c.w for c, (lp, rp) in zip(group, sides) if lp and rp), default=0)
     out = []
     for i, c in enumerate(group):
         d = wide - c.w
@@ -232,8 +233,7 @@ def _widen_cut_cells(group: list[_Cell], mask: np.ndarray) -> list[_Cell]:
         left_end = group[i - 1].x + group[i - 1].w if i else -(10**9)
         right_end = group[i + 1].x if i + 1 < len(group) else 10**9
         y0, y1 = c.y, c.y + c.h
-        left_printed = _printed_band(mask, c.x - 1 - tol, c.x + tol, y0, y1, c.border, 0.4)
-        right_printed = _printed_band(mask, c.x + c.w - tol, c.x + c.w + tol + 1, y0, y1, c.border, 0.4)
+        left_printed, right_printed = sides[i]
         if c.x - d >= left_end - tol and not left_printed and _inked_column(mask, c.x - d - b - 2, c.x - d + 2, y0, y1):
             c = _Cell(c.x - d, c.y, c.w + d, c.h, c.border)
         elif c.x + c.w + d <= right_end + tol and not right_printed and _inked_column(mask, c.x + c.w + d - 2, c.x + c.w + d + b + 2, y0, y1):

@@ -60,21 +60,31 @@ def to_mnist(patch: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def _strokes(raw: np.ndarray, lines: np.ndarray, interior: np.ndarray, line_width: float) -> np.ndarray:
-    """Binary strokes with the ruling lines removed and the ink that crosses them restored.
-
-    Only line-mask pixels outside the cell interior are box lines: inside it, long straight
-    strokes (the stem of a "1", the bar of a "7") also enter the line mask but are
-    handwriting. A line pixel is given back to the strokes when ink lies on both sides of it
-    across the line (a closing perpendicular to the line, limited to the line mask), so a
-    digit that crosses its box keeps a continuous stroke.
+def _box_lines(lines: np.ndarray, interior: np.ndarray) -> np.ndarray:
+    """The box lines of a search region: line-mask pixels (grown by 1 px) outside the cell
+    interior. Inside it, long straight strokes (the stem of a "1", the bar of a "7") also
+    enter the line mask but are handwriting.
 
     Args:
-        raw: (h, w) bool ink above the stroke level. lines: (h, w) line mask.
-        interior: (h, w) uint8 1 where line-mask pixels are handwriting, not box line.
+        lines: (h, w) line mask. interior: (h, w) uint8 1 where line-mask pixels are handwriting.
+
+    Returns:
+        (h, w) uint8 0/1.
+    """
+    return cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) & (1 - interior)
+
+
+def _strokes(raw: np.ndarray, line: np.ndarray, line_width: float) -> np.ndarray:
+    """Binary strokes with the box lines removed and the ink that crosses them restored.
+
+    A line pixel is given back to the strokes when ink lies on both sides of it across the
+    line (a closing perpendicular to the line, limited to the line mask), so a digit that
+    crosses its box keeps a continuous stroke.
+
+    Args:
+        raw: (h, w) bool ink above the stroke level. line: (h, w) uint8 box lines (``_box_lines``).
     """
     mask = raw.astype(np.uint8)
-    line = cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) & (1 - interior)
     strokes = mask & (1 - line)
     k = int(2 * line_width + 5)
     across_h = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
@@ -82,30 +92,36 @@ def _strokes(raw: np.ndarray, lines: np.ndarray, interior: np.ndarray, line_widt
     return strokes | ((across_h | across_v) & line & mask)
 
 
-def _join_speckles(strokes: np.ndarray, lines: np.ndarray, interior: np.ndarray, min_px: int, h: int) -> np.ndarray:
+def _speckled(stats: np.ndarray, min_px: int) -> bool:
+    """Whether a search region's strokes are broken up into specks (``_join_speckles``).
+
+    Args:
+        stats: ``cv2.connectedComponentsWithStats`` stats of the region's strokes. min_px: the
+            smallest component kept, px.
+    """
+    a = stats[1:, cv2.CC_STAT_AREA]
+    return int(((a >= 2) & (a < min_px)).sum()) >= SPECKS
+
+
+def _join_speckles(strokes: np.ndarray, line: np.ndarray, h: int) -> np.ndarray:
     """Join the dots of strokes broken up by a 1-bit or dithered scan of faint ink.
 
     Such a stroke falls apart into specks, each too small to be kept, and the digit loses
-    whole strokes (the bowl of a "9", the arm of a "4"). When the search region holds at
-    least ``SPECKS`` specks (components of 2 px up to ``min_px``), the strokes are closed
-    with a disc of 4% of the cell height (at least 5 px); box lines removed outside the
-    interior stay removed. Regions of clean strokes hold 0-2 specks, speckled ones 15-20
+    whole strokes (the bowl of a "9", the arm of a "4"). Where the search region holds at
+    least ``SPECKS`` specks (components of 2 px up to the smallest kept size; ``_speckled``),
+    the strokes are closed with a disc of 4% of the cell height (at least 5 px); box lines
+    stay removed. Regions of clean strokes hold 0-2 specks, speckled ones 15-20
     (development forms); closing them too lost as many digits as it gained.
 
     Args:
-        strokes: (h', w') uint8 0/1 strokes of the search region. lines, interior: as ``_strokes``.
-        min_px: the smallest component kept, px. h: cell height, px.
+        strokes: (h', w') uint8 0/1 strokes of the search region. line: (h', w') uint8 box
+            lines (``_box_lines``). h: cell height, px.
 
     Returns:
-        (h', w') uint8 0/1 strokes, joined where speckled.
+        (h', w') uint8 0/1 strokes, joined.
     """
-    _, _, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
-    a = stats[1:, cv2.CC_STAT_AREA]
-    if int(((a >= 2) & (a < min_px)).sum()) < SPECKS:
-        return strokes
     k = max(5, int(round(0.04 * h)) | 1)  # a 3 px disc is a cross: it bridges nothing
     closed = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    line = cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) & (1 - interior)
     return strokes | (closed & (1 - line))
 
 
@@ -379,13 +395,11 @@ def _drop_neighbours_marks(labels: np.ndarray, keep: np.ndarray, links: list[tup
 
     for a, b in links:
         parent[root(a)] = root(b)
-    ids = np.array([root(i) for i in range(keep.size)])
-    n = keep.size
-    own = np.bincount(labels[inside > 0], minlength=n)
-    theirs = np.bincount(labels[other], minlength=n)
-    groups = {}
+    own = np.bincount(labels[inside > 0], minlength=keep.size)
+    theirs = np.bincount(labels[other], minlength=keep.size)
+    groups: dict[int, list] = {}  # root -> [pixels inside this cell, inside others, members]
     for i in np.nonzero(keep)[0]:
-        g = groups.setdefault(ids[i], [0, 0, []])
+        g = groups.setdefault(root(i), [0, 0, []])
         g[0] += own[i]
         g[1] += theirs[i]
         g[2].append(i)
@@ -415,10 +429,13 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     band = np.zeros_like(inside)
     band[max(0, cy0 - d) : cy0 + h + d, max(0, cx0 - d) : cx0 + w + d] = 1
     raw = ink > s.ink_level  # the raw ink: strokes and box lines alike
-    strokes = _strokes(raw, layout.lines[y0:y1, x0:x1], rim | (1 - band), layout.line_width)
+    line = _box_lines(layout.lines[y0:y1, x0:x1], rim | (1 - band))
+    strokes = _strokes(raw, line, layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
-    strokes = _join_speckles(strokes, layout.lines[y0:y1, x0:x1], rim | (1 - band), min_px, h)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
+    if _speckled(stats, min_px):
+        strokes = _join_speckles(strokes, line, h)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     band = max(1, int(round(s.border_band * min(w, h))))
     core = np.zeros_like(strokes)
     core[cy0 + band : cy0 + h - band, cx0 + band : cx0 + w - band] = 1
