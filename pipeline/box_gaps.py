@@ -5,7 +5,8 @@ ruling breaks the hole of finder 1 and the band walls of finder 2, a long "1" pa
 wall. The printed row around it is regular, though: its neighbours give the pitch and the
 spacing, and the rulings above and below run on through the missing cell. ``regularise``
 re-cuts cells merged over a missed wall or split at a stroke, ``fill_gaps`` puts back cells
-lost between two cells of a row or at its ends (where walls must close them). This is the
+lost between two cells of a row or at its ends (where walls must close them), and
+``fill_rows`` puts back the rows of a grid next to a row that was found. This is the
 field-level regularity that template-free forms readers use to recover fields (cf. the comb
 fields of Casey & Ferguson, "Intelligent forms processing", IBM Systems J. 29(3), 1990).
 """
@@ -18,7 +19,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_corners, _iou, _ruled_share
+from .box_cells import BoxSettings, _Cell, _inked_corners, _iou, _overlap, _ruled_share
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +212,76 @@ def regularise(group: list[_Cell], tol: float = 0.12, max_run: int = 3) -> list[
 def loose(s: BoxSettings, max_missing: int = 3) -> BoxSettings:
     """Settings that group cells across a gap of up to ``max_missing`` cells (for ``fill_gaps``)."""
     return replace(s, max_gap=max_missing + 1.0)
+
+
+def fill_rows(
+    cells: list[_Cell], groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_rows: int = 6, min_ruled: float = 0.85, min_share: float = 0.7,
+) -> list[_Cell]:
+    """``cells`` plus the rows of a grid that neither finder returned.
+
+    A grid's rows share their rulings and their walls, so a row found in full says where
+    the rows above and below it must be: the same columns, shifted by one cell height plus
+    one ruling. Heavy handwriting over a row can hide it from both finders (strokes merged
+    with the walls, every hole broken) while the row next to it is found. For a row of at
+    least 3 cells with regular pitch (``_pitch``), the row one step up and one step down is
+    tried, and repeated from each row added (up to ``max_rows`` each way). A candidate cell
+    counts when it overlaps no cell already found, is ruled above and below over
+    ``min_ruled`` of its width (``horiz_raw``), has a wall on both sides and none down its
+    middle (``mask``; a row of double cells would otherwise repeat itself) and not ink in
+    two corners; a candidate that matches a found cell (IoU at least 0.7) confirms the
+    row. The row is added when at least ``min_share`` of its cells, and at least 3, count
+    or are confirmed, and then only the new cells are added. A found cell that is a block of
+    grid cells (a new cell at least 80% inside it, and it at least 1.6 times that cell's
+    area: a ruling hidden under heavy digits joins two rows) does not stop a candidate, and
+    is dropped when a row is added through it.
+
+    Args:
+        cells: the cells found. groups: the same cells as rows, each sorted left to right.
+        horiz_raw: (H, W) uint8 0/255 horizontal-line mask before thick runs were removed.
+        mask: (H, W) uint8 0/255 ink mask.
+
+    Returns:
+        ``cells`` in their order, less the blocks a new row went through, followed by the
+        new cells (aligned-page pixels).
+    """
+    out = list(cells)
+    new: list[_Cell] = []
+    todo = [(g, step) for g in groups if _pitch(g, need_spacing=False) is not None for step in (-1, 1)]
+    for _ in range(2 * max_rows * max(1, len(todo))):
+        if not todo:
+            break
+        g, step = todo.pop()
+        border = float(np.median([c.border for c in g]))
+        cand = [_Cell(c.x, int(round(c.y + step * (c.h + border))), c.w, c.h, c.border) for c in g]
+        seen = [d for c in cand for d in out if _iou(c, d) >= 0.7]
+        ok = [
+            c for c in cand
+            if not any(_iou(c, d) > 0.1 for d in out if not _holds(d, c))
+            and _framed(c, horiz_raw, min_ruled)
+            and _wall(mask, c.x - border / 2 - 0.5, c)
+            and _wall(mask, c.x + c.w + border / 2, c)
+            and not _middle_wall(mask, c)
+            and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2
+        ]
+        log.debug("row %s step %d: %d new and %d found of %d cells", (g[0].x, g[0].y), step, len(ok), len(seen), len(cand))
+        if ok and len(ok) + len(seen) >= max(3, min_share * len(cand)):
+            out.extend(ok)
+            new.extend(ok)
+            todo.append((sorted(ok + seen, key=lambda c: c.x), step))
+    return [d for d in out if not any(_holds(d, c) for c in new)]
+
+
+def _middle_wall(mask: np.ndarray, c: _Cell, reach: float = 0.2, min_cover: float = 0.95) -> bool:
+    """Whether a column within ``reach`` widths of cell ``c``'s centre is inked over ``min_cover``
+    of its whole height: a printed wall halving it (a handwritten "1" seldom runs from ruling to ruling)."""
+    H, W = mask.shape
+    x0, x1 = max(0, int(c.cx - reach * c.w)), min(W, int(c.cx + reach * c.w) + 1)
+    y0, y1 = max(0, c.y), min(H, c.y + c.h)
+    if x1 <= x0 or y1 <= y0:
+        return False
+    return float((mask[y0:y1, x0:x1] > 0).mean(axis=0).max()) >= min_cover
+
+
+def _holds(d: _Cell, c: _Cell) -> bool:
+    """Whether cell ``d`` is a block of grid cells around ``c``: ``c`` at least 80% inside it, ``d`` at least 1.6 times its area."""
+    return d.w * d.h >= 1.6 * c.w * c.h and _overlap(c, d) >= 0.8 * c.w * c.h

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.align import align_page
 from pipeline.box_cells import BoxSettings, _Cell
-from pipeline.box_gaps import fill_gaps, regularise
+from pipeline.box_gaps import fill_gaps, fill_rows, regularise
 from pipeline.boxes import find_fields
 from pipeline.types import Page
 
@@ -137,3 +137,51 @@ def test_a_blotted_cell_of_a_comb_is_found_through_the_row():
     for box in truth:
         assert _hit(found, *box), f"cell {box} not found; found {found}"
     assert len(found) == len(truth)
+
+
+def _grid_mask(shape: tuple[int, int], rows: int, n: int, x0: int = 100, y0: int = 50, w: int = 40, h: int = 50, t: int = 3) -> np.ndarray:
+    """Ink of a grid of ``rows`` x ``n`` cells laid out as ``_row`` does, row after row: 3 px rulings and walls."""
+    m = np.zeros(shape, np.uint8)
+    x1, y1 = x0 + n * (w + t), y0 + rows * (h + t)
+    for r in range(rows + 1):
+        m[y0 - t + r * (h + t) : y0 + r * (h + t), x0 - t : x1] = 255
+    for i in range(n + 1):
+        m[y0 - t : y1, x0 - t + i * (w + t) : x0 + i * (w + t)] = 255
+    return m
+
+
+def _grid_row(r: int, n: int = 6, w: int = 40, h: int = 50) -> list[_Cell]:
+    return _row(n, y=50 + r * (h + 3), w=w, h=h)
+
+
+def _boxes(cells: list[_Cell]) -> list[tuple[int, int, int, int]]:
+    return sorted((c.x, c.y, c.w, c.h) for c in cells)
+
+
+def test_the_rows_of_a_grid_around_a_found_row_are_put_back():
+    mask = _grid_mask((400, 500), 4, 6)
+    found = _grid_row(1)
+    out = fill_rows(found, [found], mask, mask)
+    assert _boxes(out) == _boxes([c for r in range(4) for c in _grid_row(r)])
+
+
+def test_no_row_is_added_where_rulings_run_on_without_walls():
+    mask = _grid_mask((400, 500), 1, 6)
+    mask[100:103, 97:400] = 255  # a table line one cell height below the comb, no walls under it
+    found = _grid_row(0)
+    assert fill_rows(found, [found], mask, mask) == found
+
+
+def test_a_row_of_double_cells_is_not_repeated_over_single_cells():
+    mask = _grid_mask((400, 700), 3, 12)
+    found = [_Cell(100 + i * 86, 103, 83, 50, 3.0) for i in range(6)]  # row 1 found as pairs of cells
+    assert fill_rows(found, [found], mask, mask) == found
+
+
+def test_a_block_of_two_rows_gives_way_to_the_rows_inside_it():
+    mask = _grid_mask((400, 500), 3, 6)
+    top = _grid_row(0)
+    blocks = [_Cell(c.x, 103, c.w, 103, 3.0) for c in _grid_row(1)[:3]]  # rows 1 and 2 taken as one tall cell
+    rest = _grid_row(1)[3:] + _grid_row(2)[3:]
+    out = fill_rows(top + blocks + rest, [top], mask, mask)
+    assert _boxes(out) == _boxes([c for r in range(3) for c in _grid_row(r)])
