@@ -215,7 +215,8 @@ def loose(s: BoxSettings, max_missing: int = 3) -> BoxSettings:
 
 
 def fill_rows(
-    cells: list[_Cell], groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_rows: int = 6, min_ruled: float = 0.85, min_share: float = 0.7,
+    cells: list[_Cell], groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, vert: np.ndarray | None = None,
+    max_rows: int = 6, min_ruled: float = 0.85, min_share: float = 0.7,
 ) -> list[_Cell]:
     """``cells`` plus the rows of a grid that neither finder returned.
 
@@ -227,7 +228,7 @@ def fill_rows(
     tried, and repeated from each row added (up to ``max_rows`` each way). A candidate cell
     counts when it overlaps no cell already found, is ruled above and below over
     ``min_ruled`` of its width (``horiz_raw``), has a wall on both sides and none down its
-    middle (``mask``; a row of double cells would otherwise repeat itself) and not ink in
+    middle (``mask`` or ``vert``; a row of double cells would otherwise repeat itself) and not ink in
     two corners; a candidate that matches a found cell (IoU at least 0.7) confirms the
     row. The row is added when at least ``min_share`` of its cells, and at least 3, count
     or are confirmed, and then only the new cells are added. A found cell that is a block of
@@ -239,12 +240,15 @@ def fill_rows(
         cells: the cells found. groups: the same cells as rows, each sorted left to right.
         horiz_raw: (H, W) uint8 0/255 horizontal-line mask before thick runs were removed.
         mask: (H, W) uint8 0/255 ink mask.
+        vert: (H, W) uint8 0/255 vertical-line mask, or None; walls are looked for in it and
+            in ``mask`` together (a faint ruling reaches the line masks, not the ink mask).
 
     Returns:
         ``cells`` in their order, less the blocks a new row went through, followed by the
         new cells (aligned-page pixels).
     """
     out = list(cells)
+    walls = mask if vert is None else cv2.bitwise_or(mask, vert)
     new: list[_Cell] = []
     todo = [(g, step) for g in groups if _pitch(g, need_spacing=False) is not None for step in (-1, 1)]
     for _ in range(2 * max_rows * max(1, len(todo))):
@@ -258,8 +262,8 @@ def fill_rows(
             c for c in cand
             if not any(_iou(c, d) > 0.1 for d in out if not _holds(d, c))
             and _framed(c, horiz_raw, min_ruled)
-            and _wall(mask, c.x - border / 2 - 0.5, c)
-            and _wall(mask, c.x + c.w + border / 2, c)
+            and _wall(walls, c.x - border / 2 - 0.5, c)
+            and _wall(walls, c.x + c.w + border / 2, c)
             and not _middle_wall(mask, c)
             and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2
         ]

@@ -230,7 +230,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     cells = _drop_containers(cells)
     if s.fill_gaps and cells:
         cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
-        cells = fill_rows(cells, _group(cells, s), pl.horiz_raw, mask)
+        cells = fill_rows(cells, _group(cells, s), pl.horiz_raw, mask, pl.vert)
     groups = [_widen_cut_cells(_merge_split_cells(g, s, mask), mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

@@ -185,3 +185,15 @@ def test_a_block_of_two_rows_gives_way_to_the_rows_inside_it():
     rest = _grid_row(1)[3:] + _grid_row(2)[3:]
     out = fill_rows(top + blocks + rest, [top], mask, mask)
     assert _boxes(out) == _boxes([c for r in range(3) for c in _grid_row(r)])
+
+
+def test_faint_walls_that_reach_only_the_line_mask_count():
+    grid = _grid_mask((400, 500), 3, 6)
+    rulings = np.zeros_like(grid)
+    for y in (47, 100, 153, 206):
+        rulings[y : y + 3] = grid[y : y + 3]
+    walls = cv2.subtract(grid, rulings)  # the walls: in the vertical-line mask only, too faint for the ink mask
+    found = _grid_row(0)
+    assert fill_rows(found, [found], rulings, rulings) == found
+    out = fill_rows(found, [found], rulings, rulings, walls)
+    assert _boxes(out) == _boxes([c for r in range(3) for c in _grid_row(r)])
