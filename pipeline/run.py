@@ -144,6 +144,11 @@ def prepare_page(page: Page, *, orientation: bool = True) -> _Prepared:
     return _Prepared(layout, crops, flipped if any(not c.blank for fc in crops for c in fc) else None)
 
 
+def _vote(c: DigitCrop) -> np.ndarray:
+    """The (28, 28) crop that votes on the page's orientation."""
+    return c.pixels if c.vote_pixels is None else c.vote_pixels
+
+
 def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, threshold: float) -> list[FormResult]:
     """Classify the crops of several pages in shared batches, then regroup and assemble per page.
 
@@ -156,9 +161,14 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
         flat = [c for fc in it.crops for c in fc]
         idx = [i for i, c in enumerate(flat) if not c.blank]
         flat_f = [c for fc in it.flipped for c in fc] if it.flipped is not None else []
-        stacks += [flat[i].pixels for i in idx] + [flat_f[i].pixels for i in idx if flat_f]
+        stacks += [_vote(flat[i]) for i in idx] + [_vote(flat_f[i]) for i in idx if flat_f]
         spans.append((flat, idx, flat_f))
+    # crops whose reading differs from their vote crop (speckled strokes) are read again,
+    # in both orientations, after the vote
+    again = [(k, c) for k, (flat, idx, flat_f) in enumerate(spans) for fl in (flat, flat_f) for c in (fl[i] for i in idx if fl) if c.vote_pixels is not None]
+    stacks += [c.pixels for _, c in again]
     probs_all = predictor.probabilities(np.stack(stacks)) if stacks else np.zeros((0, 10), np.float32)
+    reread = {id(c): probs_all[len(stacks) - len(again) + j] for j, (_, c) in enumerate(again)}
     out, pos = [], 0
     for it, (flat, idx, flat_f) in zip(items, spans):
         p0 = probs_all[pos : pos + len(idx)]
@@ -171,6 +181,8 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
             s1 = float(np.log(p1[:, :10].max(1) + 1e-9).mean())
             if s1 > s0 + ORIENTATION_MARGIN:
                 upside_down, flat, p0 = True, flat_f, p1
+        if any(flat[i].vote_pixels is not None for i in idx):
+            p0 = np.stack([reread[id(flat[i])] if flat[i].vote_pixels is not None else p0[j] for j, i in enumerate(idx)])
         preds = prediction_list(flat, idx, p0)
         crops_pf, preds_pf, k = [], [], 0
         for f in it.layout.fields:

@@ -131,6 +131,7 @@ class DigitCrop:
     extent: float = 1.0  # the kept mark's bounding box, longer side, in cell heights (1.0 when not measured)
     in_other: float = 0.0  # share of the kept mark's pixels lying inside another found cell, in [0, 1]
     run_on: float = 0.0  # kept mark's length along the edges of the searched region (strokes running on beyond it), in cell heights
+    vote_pixels: np.ndarray | None = None  # (28, 28) float32 crop for the orientation vote when it differs from ``pixels`` (speckled strokes), else None
 
 
 @dataclass(frozen=True, slots=True)

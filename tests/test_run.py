@@ -298,3 +298,28 @@ def test_orientation_off_reads_as_stored(tmp_path: Path, model, mnist_test):
     (form,), _ = process([down], model, orientation=False)
     assert form.rotation == 0
     assert [f.value for f in form.fields] != values
+
+
+def test_orientation_is_voted_on_vote_crops_and_digits_are_read_from_pixels(model, mnist_test):
+    from dataclasses import replace
+
+    import torch
+
+    from pipeline.classify.predictor import Predictor
+    from pipeline.types import Page
+
+    img, _, _ = mnist_page(*mnist_test, 0)
+    it = run_mod.prepare_page(Page(Path("up.png"), 0, img, None))
+
+    def swap(a, b):  # vote on a's own crop, read b's
+        return a if a.blank else replace(a, pixels=b.pixels, vote_pixels=a.pixels)
+
+    crops = [[swap(u, f) for u, f in zip(fu, ff)] for fu, ff in zip(it.crops, it.flipped)]
+    flipped = [[swap(f, u) for u, f in zip(fu, ff)] for fu, ff in zip(it.crops, it.flipped)]
+    pred = Predictor(model, torch.device("cpu"))
+    (form,) = run_mod.classify_pages([run_mod._Prepared(it.layout, crops, flipped)], pred, threshold=0.5)
+    assert form.rotation == 0  # the vote crops are the upright page's
+    read = [d.prediction.digit for f in form.fields for d in f.digits]
+    assert read == [p.digit for p in pred.predict([c for fc in crops for c in fc])]  # each digit from its pixels
+    upright = [p.digit for p in pred.predict([c for fc in it.crops for c in fc])]
+    assert read != upright  # the pixels read were the turned crops

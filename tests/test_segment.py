@@ -283,4 +283,21 @@ def test_strokes_broken_into_specks_are_joined():
     mid = _middle(four)
     assert not mid.blank
     # the arm is in the crop: ink in its left third, beside the stem
-    assert (mid.pixels[:, :10] > 0.2).sum() >= 10
+    arm = mid.pixels[:, :10]
+    assert (arm > 0.2).sum() >= 10
+    # read from the joined strokes, as dark as a stroke; the orientation vote keeps the
+    # crop as scanned, where the dots average to a fainter arm
+    assert mid.vote_pixels is not None
+    assert arm.max() > 0.6 and arm.sum() > 1.2 * mid.vote_pixels[:, :10].sum()
+
+
+def test_specks_of_paper_noise_do_not_mark_strokes_as_speckled():
+    def one_and_noise(img, x, y, s):
+        cv2.line(img, (x + int(0.5 * s), y + int(0.15 * s)), (x + int(0.5 * s), y + int(0.85 * s)), 0, 3)
+        rng = np.random.default_rng(3)
+        for _ in range(14):  # isolated 2 px specks, scattered over the cell and its margin
+            px, py = rng.integers(-int(0.2 * s), int(1.2 * s), 2)
+            img[y + py : y + py + 1, x + px : x + px + 2] = 0
+
+    mid = _middle(one_and_noise)
+    assert not mid.blank and mid.vote_pixels is None
