@@ -289,6 +289,18 @@ def test_blank_verdict_over_much_dropped_ink_is_flagged_stray_ink():
     assert form.fields[0].flags == (FLAG_STRAY_INK,) and form.status.value == "needs_review"
 
 
+def test_a_blank_verdict_is_doubted_at_less_dropped_ink_than_a_digit():
+    from pipeline.assemble import BLANK_STRAY_LEVEL
+
+    assert BLANK_STRAY_LEVEL < STRAY_LEVEL
+    stray = (BLANK_STRAY_LEVEL + STRAY_LEVEL) / 2  # between the two levels
+    field = _one_field(
+        [dict(blank=True, ink=0.0, stray=stray), dict(blank=False, ink=0.15, stray=stray), dict(blank=True, ink=0.0, stray=BLANK_STRAY_LEVEL / 2)],
+        [pred(None, 1.0), pred(4), pred(None, 1.0)],
+    )
+    assert [x.flagged for x in field.digits] == [True, False, False]
+
+
 def _one_field(crops: list[dict], preds: list[DigitPrediction]):
     """One field whose cells hold empty-pixel crops made from ``crops`` (``DigitCrop`` keyword
     arguments after the cell and pixels), assembled at threshold 0.9."""
