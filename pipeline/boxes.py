@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .box_bands import _band_cells
-from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _widen_cut_cells
+from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _trim_walled_cells, _widen_cut_cells
 from .box_gaps import fill_gaps, fill_rows, loose, regularise
 from .box_holes import _candidate_cells
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
@@ -231,7 +231,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     if s.fill_gaps and cells:
         cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
         cells = fill_rows(cells, _group(cells, s), pl.horiz_raw, mask, pl.vert)
-    groups = [_widen_cut_cells(_merge_split_cells(g, s, mask), mask) for g in _group(cells, s)]
+    groups = [_trim_walled_cells(_widen_cut_cells(_merge_split_cells(g, s, mask), mask), mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):
         digit_boxes = tuple(

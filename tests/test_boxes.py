@@ -255,3 +255,31 @@ def test_a_block_of_grid_cells_found_as_one_cell_is_dropped():
     kept = _drop_containers([block, *small, wide, inner])
     assert block not in kept and all(c in kept for c in small)
     assert wide in kept and inner in kept
+
+
+def _pair_of_boxes_mask() -> np.ndarray:
+    """Two separate boxes 60 x 80 with a 20 px gap between them, 3 px walls (interiors x 20-80 and 103-163, y 50-130)."""
+    mask = np.zeros((200, 300), np.uint8)
+    for x in (20, 103):
+        cv2.rectangle(mask, (x - 2, 48), (x + 61, 131), 255, 3)
+    return mask
+
+
+def test_a_cell_spanning_a_gap_and_the_next_box_is_cut_back_to_its_wall():
+    from pipeline.box_cells import _Cell, _trim_walled_cells
+
+    mask = _pair_of_boxes_mask()
+    first, spanning = _Cell(20, 50, 60, 80, 3.0), _Cell(82, 50, 81, 80, 3.0)  # the second cell holds the gap and the next box's left wall
+    out = _trim_walled_cells([first, spanning], mask)
+    assert out[0] == first
+    assert abs(out[1].x - 103) <= 2 and abs(out[1].x + out[1].w - 163) <= 1, out[1]
+
+
+def test_a_wide_cell_with_a_handwritten_stroke_near_its_side_is_kept():
+    from pipeline.box_cells import _Cell, _trim_walled_cells
+
+    mask = _pair_of_boxes_mask()
+    mask[:, 82:104] = 0  # no second box's wall: only a "1" near the left side, short of both rulings
+    mask[60:120, 90:94] = 255
+    row = [_Cell(20, 50, 60, 80, 3.0), _Cell(82, 50, 81, 80, 3.0)]
+    assert _trim_walled_cells(row, mask) == row
