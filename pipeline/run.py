@@ -17,6 +17,7 @@ from .classify.predictor import BasePredictor, Predictor, prediction_list
 from .config import RunSettings
 from .errors import ConfigError, DigitformError, InputError
 from .io import find_scans, read_pages
+from .orient import TextOrientation, text_orientation
 from .segment import segment_cell, segment_cell_both
 from .classify.predictor import resolve_device
 from .types import DigitCrop, FormResult, Page, PageLayout, PageStatus
@@ -131,6 +132,7 @@ class _Prepared:
     layout: PageLayout
     crops: list[list[DigitCrop]]
     flipped: list[list[DigitCrop]] | None
+    text: TextOrientation | None = None  # the printed text's verdict on orientation (None: not measured)
 
 
 def prepare_page(page: Page, *, orientation: bool = True) -> _Prepared:
@@ -141,7 +143,8 @@ def prepare_page(page: Page, *, orientation: bool = True) -> _Prepared:
     pairs = [[segment_cell_both(layout, c) for c in f.cells] for f in layout.fields]
     crops = [[up for up, _ in fp] for fp in pairs]
     flipped = [[turned for _, turned in fp] for fp in pairs]
-    return _Prepared(layout, crops, flipped if any(not c.blank for fc in crops for c in fc) else None)
+    inked = any(not c.blank for fc in crops for c in fc)
+    return _Prepared(layout, crops, flipped if inked else None, text_orientation(layout) if inked else None)
 
 
 def _vote(c: DigitCrop) -> np.ndarray:
@@ -152,7 +155,8 @@ def _vote(c: DigitCrop) -> np.ndarray:
 def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, threshold: float) -> list[FormResult]:
     """Classify the crops of several pages in shared batches, then regroup and assemble per page.
 
-    Orientation: when a page's crops read upside down give a mean log-confidence higher by
+    Orientation: the printed text decides where it is clear (``orient.text_orientation``);
+    elsewhere, when a page's crops read upside down give a mean log-confidence higher by
     more than ``ORIENTATION_MARGIN``, the page is read upside down.
     """
     stacks: list[np.ndarray] = []
@@ -179,8 +183,13 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
             pos += len(idx)
             s0 = float(np.log(p0[:, :10].max(1) + 1e-9).mean())  # digit classes only, not "reject"
             s1 = float(np.log(p1[:, :10].max(1) + 1e-9).mean())
-            if s1 > s0 + ORIENTATION_MARGIN:
-                upside_down, flat, p0 = True, flat_f, p1
+            if it.text is not None and it.text.decided:
+                upside_down = it.text.upside_down  # the printed text, where it is clear
+            else:
+                upside_down = s1 > s0 + ORIENTATION_MARGIN
+            log.debug("orientation: text %s, digits %.3f vs %.3f -> %s", it.text, s0, s1, 180 if upside_down else 0)
+            if upside_down:
+                flat, p0 = flat_f, p1
         if any(flat[i].vote_pixels is not None for i in idx):
             p0 = np.stack([reread[id(flat[i])] if flat[i].vote_pixels is not None else p0[j] for j, i in enumerate(idx)])
         preds = prediction_list(flat, idx, p0)

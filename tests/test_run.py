@@ -225,15 +225,15 @@ CELL, LINE = 56, 2
 COMBS = ((200, 250, 8, 6), (200, 450, 6, 6), (700, 650, 4, 3))  # x, y, cells, cells written
 
 
-def mnist_page(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, list[list[tuple]], list[str]]:
-    """A 1200 x 900 page with three combs holding MNIST test digits in ``ASYMMETRIC``.
+def mnist_page(images: np.ndarray, labels: np.ndarray, seed: int, digits=None) -> tuple[np.ndarray, list[list[tuple]], list[str]]:
+    """A 1200 x 900 page with three combs holding MNIST test digits in ``digits`` (default ``ASYMMETRIC``).
 
     Returns:
         image (H, W) uint8; truth cell interiors per field (x, y, w, h source pixels);
         the value written in each field.
     """
     rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(np.isin(labels, ASYMMETRIC))
+    pool = np.flatnonzero(np.isin(labels, ASYMMETRIC if digits is None else digits))
     img = np.full((900, 1200), 255, np.uint8)
     cv2.putText(img, "Candidate number", (200, 230), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
     cells, values = [], []
@@ -323,3 +323,17 @@ def test_orientation_is_voted_on_vote_crops_and_digits_are_read_from_pixels(mode
     assert read == [p.digit for p in pred.predict([c for fc in crops for c in fc])]  # each digit from its pixels
     upright = [p.digit for p in pred.predict([c for fc in it.crops for c in fc])]
     assert read != upright  # the pixels read were the turned crops
+
+
+def test_printed_text_turns_a_page_whose_digits_look_alike_upside_down(tmp_path: Path, model, mnist_test):
+    # only 0, 1 and 8: the digits give the classifier no reason to turn the page, the text does
+    img, _, values = mnist_page(*mnist_test, 0, digits=[0, 1, 8])
+    for i, line in enumerate(("Write one digit in each box and keep inside the lines.", "Applicants who qualify may apply by post, quoting the reference.",
+                              "The office will reply within eight working days of receipt.")):
+        cv2.putText(img, line, (60, 60 + 40 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.75, 20, 2, cv2.LINE_AA)
+    up = save_png(tmp_path, "up.png", img)
+    down = save_png(tmp_path, "down.png", cv2.rotate(img, cv2.ROTATE_180))
+    (upright, turned), _ = process([up, down], model)
+    assert (upright.rotation, turned.rotation) == (0, 180)
+    assert [f.value for f in turned.fields] == [f.value for f in upright.fields]
+    assert sum(a == b for a, b in zip("".join(f.value for f in upright.fields), "".join(values))) >= 0.9 * len("".join(values))
