@@ -187,7 +187,7 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: n
 def _inked_column(mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, share: float = 0.4) -> bool:
     """Whether some column of x0..x1 (exclusive) holds ink in ``share`` of the rows y0..y1
     (a wall, solid or dashed, that the digit's strokes may touch)."""
-    band = mask[y0:y1, max(0, x0) : max(0, x1)] > 0
+    band = mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] > 0
     return band.size > 0 and float(band.mean(axis=0).max()) >= share
 
 

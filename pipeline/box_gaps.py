@@ -19,7 +19,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_corners, _iou, _overlap, _ruled_share
+from .box_cells import BoxSettings, _Cell, _inked_column, _inked_corners, _iou, _overlap, _ruled_share
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +227,13 @@ def fill_rows(
     least 3 cells with regular pitch (``_pitch``), the row one step up and one step down is
     tried, and repeated from each row added (up to ``max_rows`` each way). A candidate cell
     counts when it overlaps no cell already found, is ruled above and below over
-    ``min_ruled`` of its width (``horiz_raw``), has a wall on both sides and none down its
-    middle (``mask`` or ``vert``; a row of double cells would otherwise repeat itself) and not ink in
-    two corners; a candidate that matches a found cell (IoU at least 0.7) confirms the
-    row. The row is added when at least ``min_share`` of its cells, and at least 3, count
-    or are confirmed, and then only the new cells are added. A found cell that is a block of
+    ``min_ruled`` of its width (``horiz_raw``), has a wall on both sides (``mask`` or
+    ``vert``) and none down its middle (a column within 0.2 widths of its centre inked over
+    95% of its height in ``mask``; a handwritten "1" seldom runs from ruling to ruling, and a
+    row of double cells would otherwise repeat itself) and not ink in two corners; a
+    candidate that matches a found cell (IoU at least 0.7) confirms the row. The row is
+    added when at least ``min_share`` of its cells, and at least 3, count or are confirmed,
+    and then only the new cells are added. A found cell that is a block of
     grid cells (a new cell at least 80% inside it, and it at least 1.6 times that cell's
     area: a ruling hidden under heavy digits joins two rows) does not stop a candidate, and
     is dropped when a row is added through it.
@@ -264,7 +266,7 @@ def fill_rows(
             and _framed(c, horiz_raw, min_ruled)
             and _wall(walls, c.x - border / 2 - 0.5, c)
             and _wall(walls, c.x + c.w + border / 2, c)
-            and not _middle_wall(mask, c)
+            and not _inked_column(mask, int(c.cx - 0.2 * c.w), int(c.cx + 0.2 * c.w) + 1, c.y, c.y + c.h, 0.95)  # a wall halving it
             and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2
         ]
         log.debug("row %s step %d: %d new and %d found of %d cells", (g[0].x, g[0].y), step, len(ok), len(seen), len(cand))
@@ -273,17 +275,6 @@ def fill_rows(
             new.extend(ok)
             todo.append((sorted(ok + seen, key=lambda c: c.x), step))
     return [d for d in out if not any(_holds(d, c) for c in new)]
-
-
-def _middle_wall(mask: np.ndarray, c: _Cell, reach: float = 0.2, min_cover: float = 0.95) -> bool:
-    """Whether a column within ``reach`` widths of cell ``c``'s centre is inked over ``min_cover``
-    of its whole height: a printed wall halving it (a handwritten "1" seldom runs from ruling to ruling)."""
-    H, W = mask.shape
-    x0, x1 = max(0, int(c.cx - reach * c.w)), min(W, int(c.cx + reach * c.w) + 1)
-    y0, y1 = max(0, c.y), min(H, c.y + c.h)
-    if x1 <= x0 or y1 <= y0:
-        return False
-    return float((mask[y0:y1, x0:x1] > 0).mean(axis=0).max()) >= min_cover
 
 
 def _holds(d: _Cell, c: _Cell) -> bool:

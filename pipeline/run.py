@@ -165,29 +165,28 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
         flat = [c for fc in it.crops for c in fc]
         idx = [i for i, c in enumerate(flat) if not c.blank]
         flat_f = [c for fc in it.flipped for c in fc] if it.flipped is not None else []
+        by_text = bool(flat_f) and it.text is not None and it.text.decided
+        if by_text:  # the printed text decides: no vote, only the crops of its orientation are read
+            flat, flat_f = (flat_f if it.text.upside_down else flat), []
         stacks += [_vote(flat[i]) for i in idx] + [_vote(flat_f[i]) for i in idx if flat_f]
-        spans.append((flat, idx, flat_f))
+        spans.append((flat, idx, flat_f, by_text and it.text.upside_down))
     # crops whose reading differs from their vote crop (speckled strokes) are read again,
-    # in both orientations, after the vote
-    again = [(k, c) for k, (flat, idx, flat_f) in enumerate(spans) for fl in (flat, flat_f) for c in (fl[i] for i in idx if fl) if c.vote_pixels is not None]
-    stacks += [c.pixels for _, c in again]
+    # in each orientation voted on, after the vote
+    again = [fl[i] for flat, idx, flat_f, _ in spans for fl in (flat, flat_f) if fl for i in idx if fl[i].vote_pixels is not None]
+    stacks += [c.pixels for c in again]
     probs_all = predictor.probabilities(np.stack(stacks)) if stacks else np.zeros((0, 10), np.float32)
-    reread = {id(c): probs_all[len(stacks) - len(again) + j] for j, (_, c) in enumerate(again)}
+    reread = {id(c): probs_all[len(stacks) - len(again) + j] for j, c in enumerate(again)}
     out, pos = [], 0
-    for it, (flat, idx, flat_f) in zip(items, spans):
+    for it, (flat, idx, flat_f, upside_down) in zip(items, spans):
         p0 = probs_all[pos : pos + len(idx)]
         pos += len(idx)
-        upside_down = False
         if flat_f:
             p1 = probs_all[pos : pos + len(idx)]
             pos += len(idx)
             s0 = float(np.log(p0[:, :10].max(1) + 1e-9).mean())  # digit classes only, not "reject"
             s1 = float(np.log(p1[:, :10].max(1) + 1e-9).mean())
-            if it.text is not None and it.text.decided:
-                upside_down = it.text.upside_down  # the printed text, where it is clear
-            else:
-                upside_down = s1 > s0 + ORIENTATION_MARGIN
-            log.debug("orientation: text %s, digits %.3f vs %.3f -> %s", it.text, s0, s1, 180 if upside_down else 0)
+            upside_down = s1 > s0 + ORIENTATION_MARGIN
+            log.debug("orientation by the digits: %.3f vs %.3f -> %s", s0, s1, 180 if upside_down else 0)
             if upside_down:
                 flat, p0 = flat_f, p1
         if any(flat[i].vote_pixels is not None for i in idx):
