@@ -73,7 +73,7 @@ def noise_sigma(ink: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
-def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0.08, cross: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal and vertical ruling lines by directional smoothing and morphological opening.
 
     For horizontal lines the ink image is first averaged along rows over ``length // 3``
@@ -87,6 +87,12 @@ def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0
         length: minimum run, pixels.
         bridge: largest dash gap to bridge, pixels (0 = none).
         level: ink darkness that counts after smoothing.
+        cross: when > 0, ink on runs at least ``cross`` pixels long across the direction
+            looked for (above ``ink_mask``'s level) is left out before smoothing, so that
+            the walls of a dashed or tightly spaced row of boxes, or the stems of digits and
+            letters, smoothed along the row, do not join into short horizontal bars (and
+            likewise for vertical lines). Ink on a raw run of ``length`` along the direction
+            is kept (a ruling that a stroke crosses). 0 = off.
 
     Returns:
         (horizontal, vertical) uint8 0/255 masks of the same shape.
@@ -95,7 +101,14 @@ def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0
     out = []
     for kx, ky in ((length, 1), (1, length)):
         horizontal = kx > 1
-        smooth = cv2.blur(ink, (k, 1) if horizontal else (1, k))
+        src = ink
+        if cross > 0:
+            raw = (ink > 0.22).astype(np.uint8)
+            across = cv2.morphologyEx(raw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, cross) if horizontal else (cross, 1)))
+            # ink on a long run along the direction stays: where a stroke crosses a ruling
+            along = cv2.morphologyEx(raw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
+            src = np.where((across > 0) & (along == 0), 0.0, ink).astype(np.float32)
+        smooth = cv2.blur(src, (k, 1) if horizontal else (1, k))
         m = (smooth > level).astype(np.uint8) * 255
         if bridge > 0:
             bk = (bridge, 1) if horizontal else (1, bridge)

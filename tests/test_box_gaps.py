@@ -45,6 +45,20 @@ def test_two_missing_cells_are_both_put_back():
     assert [(c.x, c.w) for c in new] == [(d.x, d.w) for d in lost]
 
 
+def test_a_gap_under_a_dashed_ruling_is_filled():
+    # a dropout ruling whose dashes cover 78% of the missing cells' width (the two cells
+    # around the gap fix the row, so less than the 85% asked at a row's ends is enough)
+    row = _row(9)
+    lost = [row.pop(3), row.pop(3)]
+    horiz = _ruled((200, 600), [(97, 100 + 9 * 43)])
+    for x in range(lost[0].x, lost[1].x + lost[1].w, 9):
+        horiz[:, x : x + 2] = 0
+    new = fill_gaps([row], horiz, np.zeros_like(horiz))[len(row) :]
+    assert [(c.x, c.w) for c in new] == [(d.x, d.w) for d in lost]
+    # with the rulings of a row's ends asked inside the gap too, the cells are not put back
+    assert fill_gaps([row], horiz, np.zeros_like(horiz), min_ruled_gap=0.85) == row
+
+
 def test_no_cell_is_put_where_no_ruling_runs():
     # two combs on one row, one pitch apart: nothing is printed between them
     row = _row(8)
