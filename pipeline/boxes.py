@@ -177,11 +177,13 @@ class _Lines:
     level: float  # smoothed ink darkness that counted as line
 
 
-def page_lines(ink: np.ndarray, length: int) -> _Lines:
+def page_lines(ink: np.ndarray, length: int, cross: bool = True) -> _Lines:
     """Ruling-line mask of a page: horizontal and vertical lines, dashes bridged, ends extended.
 
     Args:
         ink: (H, W) float32 ink darkness (``morph.normalise_ink``). length: minimum line run, pixels (``morph.line_length``).
+        cross: also take the lines with the ink of strokes across them left out and keep
+            only what both find (``morph.ruling_lines(cross=...)``).
 
     Returns:
         The line masks, (H, W) uint8 0/255 each, and the thickness limit used.
@@ -194,7 +196,7 @@ def page_lines(ink: np.ndarray, length: int) -> _Lines:
     horiz, vert = ruling_lines(ink, length, bridge=bridge, level=level)
     # the same without the ink of strokes across each direction: the facing dashed walls of
     # close boxes, smoothed along the rows, no longer join into short horizontal bars
-    horiz_x, vert_x = ruling_lines(ink, length, bridge=bridge, level=level, cross=max(6, length // 2))
+    horiz_x, vert_x = ruling_lines(ink, length, bridge=bridge, level=level, cross=max(6, length // 2)) if cross else (horiz, vert)
     horiz_raw = horiz_x.copy()
     # drop blobs: handwriting closed into a solid patch is thick, ruling lines are thin;
     # pixels on a run across the line longer than ``max_thick`` are not line. The runs are
@@ -241,10 +243,10 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
         return []
     gain = 0.08 / low
     boosted = np.clip(ink * gain, 0.0, 1.0)
-    mask = ink_mask(boosted)
-    pl = page_lines(boosted, length)
-    # holes only: the band finder costs seconds on the scaled-up paper noise of some pages
-    new = _candidate_cells(pl.both, mask, length, s)
+    # holes only, and without the strokes-across pass: the band finder costs seconds on the
+    # scaled-up paper noise of some pages. (At half size the pass cost a quarter but found
+    # half the faint cells of seed-13001 holdout_052 and holdout_007.)
+    new = _candidate_cells(page_lines(boosted, length, cross=False).both, ink_mask(boosted), length, s)
     sigma = noise_sigma(ink)
     new = [
         c for c in new
