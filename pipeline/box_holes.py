@@ -34,12 +34,13 @@ def _border_thickness(lines: np.ndarray, x: int, y: int, w: int, h: int) -> floa
 def _frame_coverage(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
     """Share of the hole's bounding-box outline lying on ruling lines (looking 0-2 px outside it)."""
     H, W = lines.shape
-    on = (lines > 0).astype(np.uint8)
     x0, y0, x1, y1 = max(0, x - 3), max(0, y - 3), min(W, x + w + 3), min(H, y + h + 3)
-    top = on[y0 : y + 1, x : x + w].max(axis=0) if y > y0 else on[y, x : x + w]
-    bottom = on[y + h - 1 : y1, x : x + w].max(axis=0)
-    left = on[y : y + h, x0 : x + 1].max(axis=1) if x > x0 else on[y : y + h, x]
-    right = on[y : y + h, x + w - 1 : x1].max(axis=1)
+    on = (lines[y0:y1, x0:x1] > 0).astype(np.uint8)  # the hole's window only (a whole-page copy per hole was slow)
+    x, y = x - x0, y - y0
+    top = on[: y + 1, x : x + w].max(axis=0) if y > 0 else on[y, x : x + w]
+    bottom = on[y + h - 1 :, x : x + w].max(axis=0)
+    left = on[y : y + h, : x + 1].max(axis=1) if x > 0 else on[y : y + h, x]
+    right = on[y : y + h, x + w - 1 :].max(axis=1)
     ring = np.concatenate([top, bottom, left, right])
     return float(ring.mean()) if ring.size else 0.0
 
