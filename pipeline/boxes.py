@@ -228,25 +228,30 @@ FAINT_MAX_LEVEL = 0.06
 FAINT_MIN_LEVEL = 0.02
 
 
-def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell]) -> list[_Cell]:
+def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell]) -> _Faint:
     """Cells on rulings too faint for the normal line level, overlapping none of ``found``.
 
     Args:
         ink: (H, W) float32 ink darkness. length: line length, pixels. found: cells already found.
 
     Returns:
-        New cells (aligned-page pixels); empty when the paper noise does not allow a lower level.
+        The new cells (aligned-page pixels; none when the paper noise does not allow a lower
+        level) and, when there are any, the scaled-up ink's line masks and ink mask, which
+        field completion then uses as well (the rulings of a faint row are too faint for
+        the unscaled masks).
     """
     k = max(3, length // 3)
     low = max(FAINT_MIN_LEVEL, 5.0 * noise_sigma(ink) / np.sqrt(k))
     if low >= FAINT_MAX_LEVEL:
-        return []
+        return _Faint([], None, None)
     gain = 0.08 / low
     boosted = np.clip(ink * gain, 0.0, 1.0)
     # holes only, and without the strokes-across pass: the band finder costs seconds on the
     # scaled-up paper noise of some pages. (At half size the pass cost a quarter but found
     # half the faint cells of seed-13001 holdout_052 and holdout_007.)
-    new = _candidate_cells(page_lines(boosted, length, cross=False).both, ink_mask(boosted), length, s)
+    fpl = page_lines(boosted, length, cross=False)
+    fmask = ink_mask(boosted)
+    new = _candidate_cells(fpl.both, fmask, length, s)
     sigma = noise_sigma(ink)
     new = [
         c for c in new
@@ -255,7 +260,15 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
         and _ruled_sides(ink, c, sigma)
     ]
     # a faint field is a row of cells: a lone faint cell is more likely a phantom of the noise
-    return [c for c in new if any(_same_row(c, d, s) for d in new + found if d is not c)]
+    new = [c for c in new if any(_same_row(c, d, s) for d in new + found if d is not c)]
+    return _Faint(new, fpl, fmask) if new else _Faint([], None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Faint:
+    cells: list[_Cell]  # cells on faint rulings (aligned-page pixels)
+    lines: _Lines | None  # line masks of the scaled-up ink, when cells were found
+    mask: np.ndarray | None  # (H, W) uint8 0/255 ink mask of the scaled-up ink, likewise
 
 
 def _same_row(a: _Cell, b: _Cell, s: BoxSettings) -> bool:
@@ -346,15 +359,19 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     lines = pl.both
     cells = _cells_of(ink, mask, pl, length, s)
     faint = _faint_cells(ink, length, s, cells)
-    if faint:
-        log.debug("%d cells on faint rulings", len(faint))
-        cells = cells + faint
+    if faint.cells:
+        log.debug("%d cells on faint rulings", len(faint.cells))
+        cells = cells + faint.cells
     if s.ignore_qr and cells:
         cells = _outside(cells, _qr_codes(aligned.image))
     cells = _drop_containers(cells)
     if s.fill_gaps and cells:
-        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], pl.horiz_raw, mask)
-        cells = fill_rows(cells, _group(cells, s), pl.horiz_raw, mask, pl.vert)
+        # on a page with faint cells, completion also sees the scaled-up ink's rulings and walls
+        hr, mk, vt = pl.horiz_raw, mask, pl.vert
+        if faint.lines is not None and faint.mask is not None:
+            hr, mk, vt = hr | faint.lines.horiz_raw, mk | faint.mask, vt | faint.lines.vert
+        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], hr, mk)
+        cells = fill_rows(cells, _group(cells, s), hr, mk, vt)
     groups = [_trim_walled_cells(_widen_cut_cells(_merge_split_cells(g, s, mask), mask), mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

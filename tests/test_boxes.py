@@ -361,3 +361,23 @@ def test_a_faint_cell_must_stand_out_of_the_paper_noise():
     # that scaled-up noise happens to form) do not, though above the 0.015 floor
     assert _ruled_sides(page(0.05), cell, 0.012)
     assert not _ruled_sides(page(0.02), cell, 0.012)
+
+
+def test_cells_of_a_faint_comb_broken_by_heavy_digits_are_completed():
+    # a comb printed at 5% of full contrast; heavy digits written across the walls of cells
+    # 3 and 5 break their holes (and cell 4's). Field completion sees the faint pass's
+    # scaled-up rulings and puts them back (with the unscaled masks it found 5 of 8).
+    img = np.full((1400, 1000), 255, np.uint8)
+    x0, y0, cw, ch, n = 200, 500, 50, 64, 8
+    for k in range(n + 1):
+        cv2.line(img, (x0 + k * cw, y0), (x0 + k * cw, y0 + ch), 242, 2)
+    cv2.line(img, (x0, y0), (x0 + n * cw, y0), 242, 2)
+    cv2.line(img, (x0, y0 + ch), (x0 + n * cw, y0 + ch), 242, 2)
+    for c in (3, 5):
+        cv2.line(img, (x0 + c * cw - 8, y0 + 20), (x0 + (c + 1) * cw + 8, y0 + 44), 0, 7)
+        cv2.line(img, (x0 + c * cw + 25, y0 - 6), (x0 + c * cw + 25, y0 + ch + 6), 0, 7)
+    lay = _layout(_noisy(img, 2.0))
+    found = [c.box for f in lay.fields for c in f.cells]
+    truth = [(x0 + k * cw + 2, y0 + 2, cw - 3, ch - 3) for k in range(n)]
+    assert len(found) == n
+    assert all(max(iou(t, b) for b in found) >= 0.75 for t in truth)
