@@ -240,8 +240,8 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
         field completion then uses as well (the rulings of a faint row are too faint for
         the unscaled masks).
     """
-    k = max(3, length // 3)
-    low = max(FAINT_MIN_LEVEL, 5.0 * noise_sigma(ink) / np.sqrt(k))
+    sigma = noise_sigma(ink)
+    low = max(FAINT_MIN_LEVEL, 5.0 * sigma / np.sqrt(max(3, length // 3)))
     if low >= FAINT_MAX_LEVEL:
         return _Faint([], None, None)
     gain = 0.08 / low
@@ -252,7 +252,6 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
     fpl = page_lines(boosted, length, cross=False)
     fmask = ink_mask(boosted)
     new = _candidate_cells(fpl.both, fmask, length, s)
-    sigma = noise_sigma(ink)
     new = [
         c for c in new
         if _frame_ink(ink, c) < FAINT_MAX_FRAME

@@ -99,11 +99,11 @@ def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0
     """
     k = max(3, length // 3)
     out = []
+    raw = ink_mask(ink) if cross > 0 else None
     for kx, ky in ((length, 1), (1, length)):
         horizontal = kx > 1
         src = ink
-        if cross > 0:
-            raw = (ink > 0.22).astype(np.uint8)
+        if raw is not None:
             across = cv2.morphologyEx(raw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, cross) if horizontal else (cross, 1)))
             # ink on a long run along the direction stays: where a stroke crosses a ruling
             along = cv2.morphologyEx(raw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
