@@ -16,7 +16,7 @@ style is trained on by default, so the ``holdout`` style stays unseen in layout 
 distortion too. After it, set the threshold again with ``scripts/choose_threshold.py``.
 
     python scripts/form_finetune.py --data ../shared/data/mnist [--forms runs/train_forms]
-        [--count 300] [--seed 500000] [--style sample] [--epochs 3]
+        [--count 300] [--seed 500000] [--style sample] [--epochs 3] [--mnist-share 0.5]
         [--out pipeline/classify/weights/digitnet.pt]
 """
 
@@ -97,18 +97,27 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="start checkpoint [default: the shipped weights]")
     ap.add_argument("--out", type=Path, default=Path("runs/finetune/forms.pt"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mnist-share", type=float, default=0.5, help="share of each batch that is MNIST training digits")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     truth_path = args.forms / "truth.json"
     if not truth_path.is_file():
         generate_forms(args.forms, args.count, args.seed, args.data, style=args.style, split="train")
-    pages = load_truth(truth_path)
-    with Pool(args.workers) as pool:
-        parts = pool.map(page_crops, pages)
-    x = np.stack([c for xs, _ in parts for c in xs]).astype(np.float32)
-    y = np.asarray([d for _, ys in parts for d in ys], np.int64)
+    cache = args.forms / "crops.npz"  # the crops of these forms, cut once (delete it after changing segmentation)
+    if cache.is_file():
+        with np.load(cache) as z:
+            x, y = z["x"].astype(np.float32) / 255.0, z["y"].astype(np.int64)
+        pages = load_truth(truth_path)
+    else:
+        pages = load_truth(truth_path)
+        with Pool(args.workers) as pool:
+            parts = pool.map(page_crops, pages)
+        x = np.stack([c for xs, _ in parts for c in xs]).astype(np.float32)
+        y = np.asarray([d for _, ys in parts for d in ys], np.int64)
+        np.savez_compressed(cache, x=np.round(x * 255).astype(np.uint8), y=y)
     print(f"{len(y)} crops from {len(pages)} pages; per digit {np.bincount(y, minlength=10).tolist()}", file=sys.stderr)
-    cfg = FinetuneConfig(crops=args.forms, model=args.model, out=args.out, data=args.data, epochs=args.epochs, lr=args.lr, batch_size=64)
+    cfg = FinetuneConfig(crops=args.forms, model=args.model, out=args.out, data=args.data, epochs=args.epochs, lr=args.lr, batch_size=64,
+                         mnist_share=args.mnist_share)
     res = finetune(cfg, crops=(x, y))
     print(json.dumps(res.to_dict(), indent=1))
 
