@@ -15,9 +15,17 @@ The forms measured on (``digitform synth``'s default test split, ``sample_forms/
 style is trained on by default, so the ``holdout`` style stays unseen in layout and
 distortion too. After it, set the threshold again with ``scripts/choose_threshold.py``.
 
-    python scripts/form_finetune.py --data ../shared/data/mnist [--forms runs/train_forms]
-        [--count 300] [--seed 500000] [--style sample] [--epochs 3] [--mnist-share 0.5]
-        [--out pipeline/classify/weights/digitnet.pt]
+    python scripts/form_finetune.py --data ../shared/data/mnist [--forms DIR [DIR ...]]
+        [--count N [N ...]] [--seed S [S ...]] [--style sample] [--epochs 3] [--mnist-share 0.75]
+        [--out runs/finetune/forms.pt]
+
+The shipped weights were made with (``runs/train/base.pt``: the output of ``digitform train --out
+runs/train/base.pt``):
+
+    python scripts/form_finetune.py --data ../shared/data/mnist --forms runs/train_forms runs/train_forms2 \
+        --count 600 900 --seed 500000 500001 --epochs 3 --mnist-share 0.75 --model runs/train/base.pt \
+        --out pipeline/classify/weights/digitnet.pt
+    python scripts/choose_threshold.py --data ../shared/data/mnist
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -85,40 +94,69 @@ def page_crops(truth_page: dict) -> tuple[list[np.ndarray], list[int]]:
     return xs, ys
 
 
+def forms_crops(forms: Path, count: int, seed: int, data: Path, style: str, workers: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The crops of one folder of training forms, drawn first when it has no truth file.
+
+    Returns:
+        (x, y, pages): (N, 28, 28) float32 crops in [0, 1], (N,) int64 truth digits, and the
+        number of pages. The crops are cached in ``forms/crops.npz`` (uint8); delete it after
+        changing box finding or segmentation.
+    """
+    truth_path = forms / "truth.json"
+    if not truth_path.is_file():
+        generate_forms(forms, count, seed, data, style=style, split="train")
+    pages = load_truth(truth_path)
+    cache = forms / "crops.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            return z["x"].astype(np.float32) / 255.0, z["y"].astype(np.int64), len(pages)
+    with Pool(workers) as pool:
+        parts = pool.map(page_crops, pages)
+    x = np.stack([c for xs, _ in parts for c in xs]).astype(np.float32)
+    y = np.asarray([d for _, ys in parts for d in ys], np.int64)
+    np.savez_compressed(cache, x=np.round(x * 255).astype(np.uint8), y=y)
+    return np.round(x * 255).astype(np.float32) / 255.0, y, len(pages)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/mnist"))
-    ap.add_argument("--forms", type=Path, default=Path("runs/train_forms"), help="where the training forms are drawn (reused when present)")
-    ap.add_argument("--count", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=500000)
+    ap.add_argument("--forms", type=Path, nargs="+", default=[Path("runs/train_forms")],
+                    help="folders of training forms, each drawn when it has no truth.json (reused when present)")
+    ap.add_argument("--count", type=int, nargs="+", default=[300], help="pages per folder (one value for all, or one per folder)")
+    ap.add_argument("--seed", type=int, nargs="+", default=None, help="seed per folder [default: 500000, 500001, ...]")
     ap.add_argument("--style", default="sample")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--model", type=Path, default=None, help="start checkpoint [default: the shipped weights]")
     ap.add_argument("--out", type=Path, default=Path("runs/finetune/forms.pt"))
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--mnist-share", type=float, default=0.5, help="share of each batch that is MNIST training digits")
+    ap.add_argument("--mnist-share", type=float, default=0.75, help="share of each batch that is MNIST training digits")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    truth_path = args.forms / "truth.json"
-    if not truth_path.is_file():
-        generate_forms(args.forms, args.count, args.seed, args.data, style=args.style, split="train")
-    cache = args.forms / "crops.npz"  # the crops of these forms, cut once (delete it after changing segmentation)
-    if cache.is_file():
-        with np.load(cache) as z:
-            x, y = z["x"].astype(np.float32) / 255.0, z["y"].astype(np.int64)
-        pages = load_truth(truth_path)
-    else:
-        pages = load_truth(truth_path)
-        with Pool(args.workers) as pool:
-            parts = pool.map(page_crops, pages)
-        x = np.stack([c for xs, _ in parts for c in xs]).astype(np.float32)
-        y = np.asarray([d for _, ys in parts for d in ys], np.int64)
-        np.savez_compressed(cache, x=np.round(x * 255).astype(np.uint8), y=y)
-    print(f"{len(y)} crops from {len(pages)} pages; per digit {np.bincount(y, minlength=10).tolist()}", file=sys.stderr)
-    cfg = FinetuneConfig(crops=args.forms, model=args.model, out=args.out, data=args.data, epochs=args.epochs, lr=args.lr, batch_size=64,
+    n = len(args.forms)
+    counts = args.count * n if len(args.count) == 1 else args.count
+    seeds = args.seed or [500000 + i for i in range(n)]
+    seeds = seeds * n if len(seeds) == 1 and n > 1 else seeds
+    if len(counts) != n or len(seeds) != n:
+        ap.error("give one --count and one --seed per --forms folder (or one for all)")
+    xs, ys, n_pages = [], [], 0
+    for forms, count, seed in zip(args.forms, counts, seeds):
+        x, y, pages = forms_crops(forms, count, seed, args.data, args.style, args.workers)
+        xs.append(x)
+        ys.append(y)
+        n_pages += pages
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    print(f"{len(y)} crops from {n_pages} pages; per digit {np.bincount(y, minlength=10).tolist()}", file=sys.stderr)
+    cfg = FinetuneConfig(crops=args.forms[0], model=args.model, out=args.out, data=args.data, epochs=args.epochs, lr=args.lr, batch_size=64,
                          mnist_share=args.mnist_share)
     res = finetune(cfg, crops=(x, y))
+    # record every folder of forms (the config holds one path) and how they were drawn
+    ckpt = torch.load(args.out, map_location="cpu", weights_only=False)
+    ckpt["metrics"]["finetune"]["crops"] = [str(f) for f in args.forms]
+    ckpt["metrics"]["finetune"]["forms"] = {"style": args.style, "counts": counts, "seeds": seeds, "split": "train",
+                                            "script": "scripts/form_finetune.py", "mnist_share": args.mnist_share}
+    torch.save(ckpt, args.out)
     print(json.dumps(res.to_dict(), indent=1))
 
 
