@@ -8,7 +8,7 @@ each threshold flags every digit below it as well and scores the result with
 ``digitform score``'s metrics, summed over the folders. Prints one JSON line per threshold. Reproduce:
 
     digitform synth DIR --count 20 --seed 100
-    python benchmarks/flag_tradeoff.py DIR [DIR...]
+    python benchmarks/flag_tradeoff.py DIR [DIR...] [--model CKPT]
 
 Figures per threshold: flag_rate (digits flagged over digits read), errors_unflagged and
 spurious_unflagged (misread written digits, and digits read where none is written, left
@@ -45,15 +45,16 @@ def reflag(pages: list[dict], threshold: float) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("forms", type=Path, nargs="+", help="folders of scans, each with its truth.json (digitform synth)")
+    ap.add_argument("--model", type=Path, default=None, help="checkpoint [default: the shipped weights]")
     args = ap.parse_args()
-    settings = RunSettings(min_confidence=0.0)
+    settings = RunSettings(min_confidence=0.0, model=args.model)
     predictor = load_predictor(settings)  # once for all folders
     sets = []
     for folder in args.forms:
         pages: list[dict] = []
         process_batch([folder], settings, lambda f, pages=pages: pages.append(form_to_dict(f)), predictor=predictor)
         sets.append((pages, load_truth(folder / "truth.json")))
-    for t in THRESHOLDS:
+    for t in sorted(set(THRESHOLDS) | {predictor.threshold}):  # the model's stored threshold too
         tot = {"predicted_digits": 0, "flagged": 0, "errors_unflagged": 0, "spurious_unflagged": 0, "reviewed": 0, "cells": 0}
         for pages, truth in sets:
             s = score_pages(reflag(pages, t), truth)
