@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import ECE_BINS, ece  # noqa: F401  (re-exported: scripts and tests import them from here)
 from .classify.checkpoint import default_checkpoint_path, load_checkpoint, store_threshold
 from .classify.predictor import Predictor
 from .config import RunSettings, build
@@ -26,7 +27,6 @@ from .classify.predictor import resolve_device
 
 log = logging.getLogger(__name__)
 
-ECE_BINS = 15  # Guo et al. (2017) report ECE with 15 equal-width bins
 TABLE_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
@@ -47,37 +47,6 @@ class Evaluated:
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def ece(conf: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Expected calibration error with equal-width confidence bins.
-
-    ECE = sum over bins b of |B_b| / N * |accuracy(B_b) - mean confidence(B_b)| (Guo, Pleiss,
-    Sun & Weinberger, "On Calibration of Modern Neural Networks", ICML 2017, eq. 3), with bins
-    (0, 1/bins], ..., ((bins-1)/bins, 1]; a confidence of exactly 0 falls in the first bin.
-
-    Args:
-        conf: (N,) confidences in [0, 1].
-        correct: (N,) bool (or 0/1), the prediction was right.
-        bins: number of bins.
-
-    Returns:
-        ECE in [0, 1]; 0.0 for N = 0.
-
-    >>> round(ece(np.array([0.9, 0.9]), np.array([True, False])), 3)
-    0.4
-    """
-    conf = np.asarray(conf, np.float64)
-    correct = np.asarray(correct, np.float64)
-    if conf.size == 0:
-        return 0.0
-    idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(total)
 
 
 def threshold_metrics(conf: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float | int]:

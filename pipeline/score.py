@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import ece
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ COUNTS = (
     "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth",
     "digits_found", "digits_correct", "blank_truth", "blank_correct", "false_digits_on_blank",
     "errors_unflagged", "errors_flagged", "predicted_digits", "flagged", "flagged_blanks", "fields_truth", "fields_exact",
-    "spurious_digits", "spurious_unflagged",
+    "spurious_digits", "spurious_unflagged", "fields_flagged", "fields_wrong_unflagged",
 )
 
 
@@ -200,16 +201,46 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
         votes.setdefault(tcells[ti][0], {}).setdefault(owner[pi], 0)
         votes[tcells[ti][0]][owner[pi]] += 1
     c["fields_truth"] = len(tfields)
+    outcomes = []
     for fi, f in enumerate(tfields):
         if fi in votes:
             best = max(votes[fi].items(), key=lambda kv: (kv[1], -kv[0]))[0]
-            c["fields_exact"] += int(_field_value(pfields[best]) == _field_value(f))
+            exact = _field_value(pfields[best]) == _field_value(f)
+            c["fields_exact"] += int(exact)
+            flagged = bool(pfields[best].get("flagged"))
+            c["fields_wrong_unflagged"] += int(not exact and not flagged)
+            c["fields_flagged"] += int(flagged)
+            conf = pfields[best].get("confidence")
+            if conf is not None:
+                outcomes.append([float(conf), exact, flagged])
     c["mistakes"] = mistakes
+    c["field_outcomes"] = outcomes
     return c
 
 
 def _ratio(a: int, b: int, empty: float = 1.0) -> float:
     return a / b if b else empty
+
+
+def _field_calibration(outcomes: list[list]) -> dict:
+    """Field confidence against field exactness over found fields (``[confidence, exact, flagged]``).
+
+    Returns ``field_confidence`` (mean field confidence), ``field_accuracy_found`` (share of
+    those fields read exactly), ``field_ece`` (expected calibration error, 15 bins, Guo et al.
+    2017: does a field confidence of 0.9 mean "the whole value is right 9 times in 10"?) and
+    ``field_ece_unflagged`` (the same over the fields left unflagged, the ones nobody checks).
+    All 1.0 / 0.0 defaults when no found field has a confidence (truth against truth).
+    """
+    if not outcomes:
+        return {"field_confidence": 1.0, "field_accuracy_found": 1.0, "field_ece": 0.0, "field_ece_unflagged": 0.0}
+    a = np.asarray(outcomes, np.float64).reshape(-1, 3)
+    un = a[:, 2] == 0
+    return {
+        "field_confidence": float(a[:, 0].mean()),
+        "field_accuracy_found": float(a[:, 1].mean()),
+        "field_ece": ece(a[:, 0], a[:, 1] > 0),
+        "field_ece_unflagged": ece(a[un, 0], a[un, 1] > 0),
+    }
 
 
 def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float = 0.5) -> dict:
@@ -232,7 +263,11 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         ``errors_unflagged`` does not count, since no written digit was misread),
         ``flag_rate`` (flagged / predicted_digits), ``review_rate`` (flagged cells, digits
         and blank verdicts, / cells_predicted: the reviewer's load), ``caught`` (errors_flagged / errors among
-        found non-blank cells), ``field_accuracy`` (fields_exact / fields_truth), and
+        found non-blank cells), ``field_accuracy`` (fields_exact / fields_truth),
+        ``fields_flagged`` and ``fields_wrong_unflagged`` (found fields flagged, and read
+        wrong but not flagged: values that would go out unchecked), the field calibration
+        figures of ``_field_calibration`` (``field_confidence``, ``field_accuracy_found``,
+        ``field_ece``, ``field_ece_unflagged``), and
         ``per_page``: the per-page counts from ``score_page``, in truth order.
 
     >>> score_pages(truth, truth)["digit_accuracy"]  # doctest: +SKIP
@@ -257,6 +292,7 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         review_rate=_ratio(s["flagged"] + s["flagged_blanks"], s["cells_predicted"], 0.0),
         caught=_ratio(s["errors_flagged"], errors),
         field_accuracy=_ratio(s["fields_exact"], s["fields_truth"]),
+        **_field_calibration([o for p in per_page for o in p["field_outcomes"]]),
         iou=iou,
         per_page=per_page,
     )
@@ -277,7 +313,9 @@ def format_report(scores: dict) -> str:
         f"({s['errors_flagged']} flagged, {s['errors_unflagged']} unflagged errors)   "
         f"blank verdicts flagged {s['flagged_blanks']}   review rate {s['review_rate']:.4f}",
         f"spurious digits read where none is written {s['spurious_digits']} ({s['spurious_unflagged']} unflagged)",
-        f"fields  exact {s['field_accuracy']:.4f} ({s['fields_exact']}/{s['fields_truth']})",
+        f"fields  exact {s['field_accuracy']:.4f} ({s['fields_exact']}/{s['fields_truth']})   "
+        f"flagged {s['fields_flagged']}   wrong and unflagged {s['fields_wrong_unflagged']}   "
+        f"mean confidence {s['field_confidence']:.4f} (exact on found {s['field_accuracy_found']:.4f}, ECE {s['field_ece']:.4f})",
         "",
         f"{'source':<28} {'page':>4} {'cells':>11} {'digits':>11} {'fields':>9}",
     ]

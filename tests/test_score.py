@@ -134,3 +134,28 @@ def test_digits_read_where_none_is_written_are_counted_as_spurious() -> None:
     assert s["spurious_digits"] == 2 and s["spurious_unflagged"] == 1
     assert s["errors_unflagged"] == 0 and s["false_digits_on_blank"] == 1
     assert "spurious digits read where none is written 2 (1 unflagged)" in format_report(s)
+
+
+def _set_field(pred: list[dict], page: int, field: int, confidence: float, flagged: bool = False) -> None:
+    pred[page]["fields"][field].update(confidence=confidence, flagged=flagged)
+
+
+def test_field_confidence_is_scored_against_whole_field_exactness() -> None:
+    pred = _pred()
+    _set_field(pred, 0, 0, 0.9)
+    _set_field(pred, 0, 1, 0.9)
+    _set_field(pred, 1, 0, 0.6, flagged=True)
+    _set(pred, 0, 1, 2, "0")  # field 2 of page 1 now reads wrong, unflagged
+    s = score_pages(pred, _truth())
+    assert s["fields_exact"] == 2 and s["fields_flagged"] == 1 and s["fields_wrong_unflagged"] == 1
+    assert s["field_confidence"] == pytest.approx((0.9 + 0.9 + 0.6) / 3)
+    assert s["field_accuracy_found"] == pytest.approx(2 / 3)
+    # bins: {0.9, 0.9} half right -> |0.5 - 0.9| * 2/3; {0.6} right -> |1 - 0.6| * 1/3
+    assert s["field_ece"] == pytest.approx(0.4 * 2 / 3 + 0.4 / 3)
+    assert s["field_ece_unflagged"] == pytest.approx(0.4)  # only the two 0.9 fields
+    assert "wrong and unflagged 1" in format_report(s)
+
+
+def test_field_calibration_defaults_without_confidences() -> None:
+    s = score_pages(_pred(), _truth())  # truth-shaped pages carry no field confidence
+    assert s["field_ece"] == 0.0 and s["field_confidence"] == 1.0 and s["fields_wrong_unflagged"] == 0
