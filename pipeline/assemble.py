@@ -58,6 +58,15 @@ FLAG_CUT_MARK = "cut_mark"  # the mark read runs on beyond the area searched aro
 # the 15 wrong digits no other rule flagged, for 10 of 2,478 correct digits newly flagged; at
 # 0.05 the same 3 for 13, at 0.15 only 2.
 RUN_ON_LEVEL = 0.1
+# Field confidence: P(the whole value is right) = sigmoid(w . [ln(product of the cells'
+# confidences), cells read as digits, cells read as blank, 1 if a segmentation flag is raised, 1]).
+# The product alone assumes that only the classifier errs; on forms a missed or misfound cell,
+# a digit lost with a box line or a blank verdict on a written cell make whole fields wrong
+# with every cell confident. Logistic regression (L2 0.1) fitted by
+# ``scripts/fit_field_confidence.py`` on the fields of the synthetic development forms (seeds
+# 100, 8000, 11000-13000 ``sample`` and 200, 300, 11001-13001 ``holdout``; 1,581 fields found),
+# shipped model of the tenth session. Refit after changing the model or segmentation.
+FIELD_CONFIDENCE_WEIGHTS = (1.442, 0.067, 0.072, -1.284, 2.325)
 
 
 def _doubtful_segmentation(crop: DigitCrop) -> bool:
@@ -111,6 +120,27 @@ def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float) -> tu
     return tuple(name for name, hit in zip(_DIGIT_FLAGS, hits) if hit)
 
 
+def field_confidence(cell_confidences: Sequence[float], n_blank: int, segmentation_flagged: bool) -> float:
+    """Probability that a field's whole value is right (``FIELD_CONFIDENCE_WEIGHTS``).
+
+    Args:
+        cell_confidences: every cell's confidence, digits and blank verdicts, each in [0, 1].
+        n_blank: how many of those cells were read as blank.
+        segmentation_flagged: the field carries a flag other than ``low_confidence`` (a
+            segmentation rule, ``not_a_digit`` or ``embedded_blank``); the review threshold
+            plays no part, so the figure does not change with ``--min-confidence``.
+
+    Returns:
+        A probability in (0, 1); 1.0 for a field with no cell.
+    """
+    if not cell_confidences:
+        return 1.0
+    w_log, w_digit, w_blank, w_seg, bias = FIELD_CONFIDENCE_WEIGHTS
+    log_prod = sum(math.log(min(1.0, max(c, 1e-6))) for c in cell_confidences)
+    z = w_log * log_prod + w_digit * (len(cell_confidences) - n_blank) + w_blank * n_blank + w_seg * float(segmentation_flagged) + bias
+    return 1.0 / (1.0 + math.exp(-z))
+
+
 def assemble_form(
     layout: PageLayout,
     crops: Sequence[Sequence[DigitCrop]],
@@ -132,8 +162,9 @@ def assemble_form(
     cell (``CROSS_LEVEL``; flag ``crosses_cell``) or running on beyond the region searched
     around the cell (``RUN_ON_LEVEL``; flag ``cut_mark``).
     A field is flagged when any of its cells is, or when a blank cell sits between written
-    digits. Field confidence is the product of its cells' confidences: the probability that
-    the whole field is right if cell errors are independent.
+    digits. Field confidence is the probability that the whole value is right
+    (``field_confidence``: the product of its cells' confidences, corrected for the errors of
+    box finding and segmentation that no cell confidence sees).
 
     Args:
         layout: the page layout, fields in the aligned page's reading order.
@@ -162,7 +193,8 @@ def assemble_form(
         written = [i for i, d in enumerate(digits) if not d.blank]
         if written and any(digits[i].blank for i in range(written[0], written[-1] + 1)):
             flags.append(FLAG_EMBEDDED_BLANK)
-        conf = math.prod(d.prediction.confidence for d in digits) if digits else 1.0
+        seg = any(name != FLAG_LOW_CONFIDENCE for name in flags)
+        conf = field_confidence([d.prediction.confidence for d in digits], sum(d.blank for d in digits), seg)
         fields.append(
             FieldResult(index=out_i, name=f"field_{out_i + 1}", box=fb.box, value=value, confidence=conf, flagged=bool(flags), flags=tuple(flags), digits=digits)
         )

@@ -128,7 +128,23 @@ def match_cells(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict[int
     return _match(_iou(tb, pb), iou)
 
 
-def _field_value(f: dict) -> str:
+def field_pairs(m: dict[int, int], tcells: list[tuple[int, dict]], pcells: list[tuple[int, dict]]) -> dict[int, int]:
+    """{truth field index: predicted field index}: the predicted field holding most of each
+    truth field's found cells (ties: the earlier field). Truth fields with no found cell are left out.
+
+    Args:
+        m: cell matches from ``match_cells`` ({truth cell number: predicted cell number}).
+        tcells, pcells: (field index, cell) in reading order, as numbered by ``match_cells``.
+    """
+    votes: dict[int, dict[int, int]] = {}
+    for ti, pi in m.items():
+        votes.setdefault(tcells[ti][0], {}).setdefault(pcells[pi][0], 0)
+        votes[tcells[ti][0]][pcells[pi][0]] += 1
+    return {fi: max(v.items(), key=lambda kv: (kv[1], -kv[0]))[0] for fi, v in sorted(votes.items())}
+
+
+def field_value(f: dict) -> str:
+    """A field's value: its ``value`` key, or else its non-blank digits in order."""
     if "value" in f and f["value"] is not None:
         return str(f["value"])
     return "".join(v for v in (_digit(d) for d in f.get("digits") or []) if v is not None)
@@ -195,24 +211,17 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
             c["spurious_unflagged"] += int(not d.get("flagged"))
     # fields: the predicted field holding most of the truth field's found cells
     tfields, pfields = truth.get("fields") or [], (pred or {}).get("fields") or []
-    owner = [fi for fi, _ in pcells]
-    votes: dict[int, dict[int, int]] = {}
-    for ti, pi in m.items():
-        votes.setdefault(tcells[ti][0], {}).setdefault(owner[pi], 0)
-        votes[tcells[ti][0]][owner[pi]] += 1
     c["fields_truth"] = len(tfields)
     outcomes = []
-    for fi, f in enumerate(tfields):
-        if fi in votes:
-            best = max(votes[fi].items(), key=lambda kv: (kv[1], -kv[0]))[0]
-            exact = _field_value(pfields[best]) == _field_value(f)
-            c["fields_exact"] += int(exact)
-            flagged = bool(pfields[best].get("flagged"))
-            c["fields_wrong_unflagged"] += int(not exact and not flagged)
-            c["fields_flagged"] += int(flagged)
-            conf = pfields[best].get("confidence")
-            if conf is not None:
-                outcomes.append([float(conf), exact, flagged])
+    for fi, best in field_pairs(m, tcells, pcells).items():
+        exact = field_value(pfields[best]) == field_value(tfields[fi])
+        c["fields_exact"] += int(exact)
+        flagged = bool(pfields[best].get("flagged"))
+        c["fields_wrong_unflagged"] += int(not exact and not flagged)
+        c["fields_flagged"] += int(flagged)
+        conf = pfields[best].get("confidence")
+        if conf is not None:
+            outcomes.append([float(conf), exact, flagged])
     c["mistakes"] = mistakes
     c["field_outcomes"] = outcomes
     return c

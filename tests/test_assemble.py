@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.assemble import FLAG_EMBEDDED_BLANK, FLAG_LOW_CONFIDENCE, FLAG_STRAY_INK, STRAY_LEVEL, assemble_form
+from pipeline.assemble import (
+    FIELD_CONFIDENCE_WEIGHTS,
+    FLAG_EMBEDDED_BLANK,
+    FLAG_LOW_CONFIDENCE,
+    FLAG_STRAY_INK,
+    STRAY_LEVEL,
+    assemble_form,
+    field_confidence,
+)
 from pipeline.classify.predictor import N_ALTERNATIVES, blank_prediction, prediction_from_probs
 from pipeline.types import (
     AlignedPage,
@@ -111,10 +119,27 @@ def test_faint_blank_cell_below_threshold_is_flagged():
     assert form.status is PageStatus.NEEDS_REVIEW
 
 
-def test_field_confidence_is_product_of_cell_confidences():
+def test_field_confidence_is_the_logistic_model_of_the_cell_confidences():
     confs = [0.99, 0.95, 0.9, 1.0]
     form = build(make_layout([4]), [[(1, confs[0]), (2, confs[1]), (3, confs[2]), (None, confs[3])]], threshold=0.5)
-    assert form.fields[0].confidence == pytest.approx(math.prod(confs))
+    w_log, w_digit, w_blank, w_seg, bias = FIELD_CONFIDENCE_WEIGHTS
+    z = w_log * math.log(math.prod(confs)) + 3 * w_digit + 1 * w_blank + bias
+    assert form.fields[0].confidence == pytest.approx(1 / (1 + math.exp(-z)))
+    # the review threshold plays no part: the same cells give the same field confidence
+    assert build(make_layout([4]), [[(1, 0.99), (2, 0.95), (3, 0.9), (None, 1.0)]], threshold=0.97).fields[0].confidence == pytest.approx(
+        form.fields[0].confidence)
+
+
+def test_field_confidence_falls_with_cell_confidence_and_segmentation_flags():
+    assert field_confidence([], 0, False) == 1.0
+    sure = field_confidence([0.999] * 5, 0, False)
+    assert field_confidence([0.999] * 4 + [0.6], 0, False) < sure
+    assert field_confidence([0.999] * 5, 0, True) < sure
+    assert 0.0 < field_confidence([1e-9] * 8, 0, True) < field_confidence([1.0], 0, False) < 1.0
+    # an embedded blank is a segmentation flag, a low confidence is not
+    emb = build(make_layout([3]), [[(1, 0.99), (None, 1.0), (2, 0.99)]]).fields[0]
+    assert FLAG_EMBEDDED_BLANK in emb.flags
+    assert emb.confidence == pytest.approx(field_confidence([0.99, 1.0, 0.99], 1, True))
 
 
 def test_embedded_blank_is_flagged_but_trailing_and_leading_blanks_are_not():
@@ -138,7 +163,7 @@ def test_both_flags_together():
 def test_all_blank_field_is_ok_with_empty_value():
     form = build(make_layout([3]), [[(None, 1.0)] * 3])
     f = form.fields[0]
-    assert f.value == "" and f.flags == () and f.confidence == 1.0
+    assert f.value == "" and f.flags == () and f.confidence == pytest.approx(field_confidence([1.0] * 3, 3, False))
     assert form.status is PageStatus.OK
 
 
@@ -194,7 +219,10 @@ def test_assemble_properties(fields, threshold, upside_down):
     for f, cells in zip(form.fields, order):
         cells = list(reversed(cells)) if upside_down else cells
         assert f.value == "".join(str(d) for d, _ in cells if d is not None)
-        assert f.confidence == pytest.approx(math.prod(p for _, p in cells))
+        n_blank = sum(d is None for d, _ in cells)
+        seg = any(flag != FLAG_LOW_CONFIDENCE for flag in f.flags)
+        assert f.confidence == pytest.approx(field_confidence([p for _, p in cells], n_blank, seg))
+        assert 0.0 < f.confidence < 1.0
         assert [d.flagged for d in f.digits] == [p < threshold for _, p in cells]
         assert (FLAG_LOW_CONFIDENCE in f.flags) == any(p < threshold for _, p in cells)
         assert f.flagged == bool(f.flags)
