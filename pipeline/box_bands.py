@@ -381,14 +381,19 @@ def _band_cells(
             for wall in walls:
                 if kept and wall[0] - kept[-1][1] < 0.25 * hb:
                     g0, g1 = kept[-1][1], wall[0]
-                    gap_ruled = g1 > g0 and _ruled(horiz_raw, a.y, g0, g1) > 0.5 * 255
+                    gap_ruled = g1 > g0 and min(_ruled(horiz_raw, a.y, g0, g1), _ruled(horiz_raw, b.y, g0, g1)) > 0.5 * 255
                     if gap_ruled:
                         if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
                             kept[-1] = wall
                         continue
                 kept.append(wall)
             # a comb (every interval ruled, no gaps between boxes): keep its evenly spaced walls
-            comb = all(v[0] <= u[1] or _ruled(horiz_raw, a.y, u[1], v[0]) > 0.5 * 255 for u, v in zip(kept, kept[1:]))
+            # (a dashed top ruling, bridged, can run across the gaps between separate boxes:
+            # both rulings must)
+            comb = all(
+                v[0] <= u[1] or min(_ruled(horiz_raw, a.y, u[1], v[0]), _ruled(horiz_raw, b.y, u[1], v[0])) > 0.5 * 255
+                for u, v in zip(kept, kept[1:])
+            )
             walls = _comb_lattice(kept, hb, s) if comb else kept
             if comb and not (a.solid or b.solid):
                 # too few strong walls to fix the pitch: perhaps an empty comb printed faint or dashed
@@ -418,15 +423,28 @@ def _band_cells(
                 break  # a table row, not a row of digit cells
             found = [
                 c for c in _merge_split_cells(found, s, mask)
-                if c.border <= s.max_border_ratio * min(c.w, c.h)
+                if c.border <= s.max_border_ratio_comb * min(c.w, c.h)
                 and _solid_blob(mask, c.x, c.y, c.w, c.h) <= s.max_solid_fill
                 and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2  # not a letter's bowl ("o" of bold print)
                 and c.w / c.h >= s.min_aspect
             ]
+            found = _heavy_ruled(found, s)
             if found:
                 cells.extend(found)
                 closed[max(0, bx0 - a.x0) : max(0, bx1 - a.x0)] = True
     return _dedupe(cells)
+
+
+def _heavy_ruled(found: list[_Cell], s: BoxSettings) -> list[_Cell]:
+    """Cells of one band whose ruling is heavy for their size (border above ``max_border_ratio``
+    of the shorter side, up to ``max_border_ratio_comb``) kept only in a comb: at least
+    ``comb_min_cells`` cells in the band within 25% of their median width."""
+    heavy = [c.border > s.max_border_ratio * min(c.w, c.h) for c in found]
+    if not any(heavy):
+        return found
+    med = float(np.median([c.w for c in found]))
+    comb = sum(abs(c.w - med) <= 0.25 * med for c in found) >= s.comb_min_cells
+    return [c for c, h in zip(found, heavy) if not h or (comb and abs(c.w - med) <= 0.25 * med)]
 
 
 def _dedupe(cells: list[_Cell], overlap: float = 0.5) -> list[_Cell]:

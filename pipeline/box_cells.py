@@ -17,6 +17,11 @@ class BoxSettings:
     min_rectangularity: float = 0.5  # hole area / bounding-box area
     min_frame: float = 0.9  # share of the bounding box's outline lying on ruling lines
     max_border_ratio: float = 0.16  # ruling-line thickness / cell side (QR finder rings are 0.2)
+    # the same in a row of at least ``comb_min_cells`` cells of one size between two rulings:
+    # small cells ruled heavy (3 mm cells, 0.6 mm lines) are combs; a letter's bowl or a
+    # bold digit's stroke under a ruling makes one cell, not a row
+    max_border_ratio_comb: float = 0.25
+    comb_min_cells: int = 3
     max_solid_fill: float = 0.85  # largest ink blob's fill of its bounding box (solid squares ~1.0)
     max_side_fraction: float = 0.25  # of the page's longer side
     height_tolerance: float = 1.35  # max height ratio of neighbouring cells in one field

@@ -73,6 +73,25 @@ def noise_sigma(ink: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
+def open_runs(mask: np.ndarray, kx: int, ky: int) -> np.ndarray:
+    """Morphological opening of ``mask`` by a ``kx`` x ``ky`` rectangle that keeps its place.
+
+    OpenCV's opening with an even-sized kernel comes back shifted by a pixel (erosion and
+    dilation share the off-centre anchor), so the first pixel of every run is lost and one
+    past its end is added. Here the dilation takes the reflected anchor: exactly the pixels on
+    runs of at least ``kx`` (rows) / ``ky`` (columns) remain (outside the image is background).
+
+    Args:
+        mask: (H, W) uint8 0/255. kx, ky: rectangle width and height, pixels (>= 1).
+
+    Returns:
+        (H, W) uint8 0/255.
+    """
+    k = np.ones((ky, kx), np.uint8)
+    eroded = cv2.erode(mask, k, anchor=(kx // 2, ky // 2), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate(eroded, k, anchor=(kx - 1 - kx // 2, ky - 1 - ky // 2), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0.08, cross: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal and vertical ruling lines by directional smoothing and morphological opening.
 
@@ -104,7 +123,7 @@ def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0
         horizontal = kx > 1
         src = ink
         if raw is not None:
-            across = cv2.morphologyEx(raw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, cross) if horizontal else (cross, 1)))
+            across = open_runs(raw, 1, cross) if horizontal else open_runs(raw, cross, 1)
             # ink on a long run along the direction stays: where a stroke crosses a ruling
             along = cv2.morphologyEx(raw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, ky)))
             src = np.where((across > 0) & (along == 0), 0.0, ink).astype(np.float32)
