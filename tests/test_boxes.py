@@ -466,3 +466,32 @@ def test_small_cells_ruled_heavy_are_found_in_a_comb_but_not_alone():
     comb = [c for c in found if c[0] < 1000]
     assert len(comb) == 2 * n, comb
     assert not [c for c in found if c[0] >= 1000], found
+
+
+def test_dense_speckle_of_a_1bit_scan_gives_no_cells():
+    # the foot of a 1-bit page where a dark patch was dithered into specks covering 9% of
+    # the pixels (seed 18001 holdout_004): smoothed along the rows, it was ruling everywhere,
+    # and its holes became dozens of one-cell fields
+    rng = np.random.default_rng(5)
+    img = np.full((3000, 2300), 255, np.uint8)
+    foot = rng.random((700, 2300)) < 0.09
+    img[2300:][foot] = 0
+    x0, y0, pitch, h = 300, 800, 60, 80
+    img[y0 : y0 + 3, x0 : x0 + 6 * pitch + 3] = 0
+    img[y0 + h : y0 + h + 3, x0 : x0 + 6 * pitch + 3] = 0
+    for k in range(7):
+        img[y0 : y0 + h + 3, x0 + k * pitch : x0 + k * pitch + 3] = 0
+    found = [c.box for f in _layout(img).fields for c in f.cells]
+    assert not [b for b in found if b[1] > 2200], found
+    assert len([b for b in found if abs(b[1] - y0) < 10]) == 6, found
+
+
+def test_despeckle_keeps_a_dithered_faint_ruling():
+    from pipeline.boxes import despeckle
+
+    ink = np.zeros((400, 600), np.float32)
+    ink[60, 50:550:3] = 1.0  # a faint ruling dithered into single pixels, every third one
+    ink[220:400, 100:500] = (np.random.default_rng(1).random((180, 400)) < 0.09).astype(np.float32)  # a speckled patch
+    out = despeckle(ink, 20)
+    assert np.array_equal(out[60], ink[60])
+    assert out[260:400].sum() < 0.3 * ink[260:400].sum()
