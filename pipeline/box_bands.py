@@ -159,6 +159,13 @@ def _ruled(horiz_raw: np.ndarray, y: float, x0: int, x1: int, bridge: int = 0) -
     return 255.0 * _ruled_share(horiz_raw, int(y) - 3, int(y) + 4, x0, x1, bridge)
 
 
+def _gap_ruled(horiz_raw: np.ndarray, a: _Seg, b: _Seg, x0: int, x1: int) -> bool:
+    """Whether both rulings of the band (``a`` above, ``b`` below) run over most of columns
+    x0..x1 (exclusive): the stretch between two walls is inside a comb, not a gap between
+    separate boxes (a dashed top ruling, bridged, can run across such a gap; both must)."""
+    return min(_ruled(horiz_raw, a.y, x0, x1), _ruled(horiz_raw, b.y, x0, x1)) > 0.5 * 255
+
+
 def _walls(cov: np.ndarray, level: float, max_thick: float) -> list[tuple[int, int]]:
     """Runs of columns whose coverage reaches ``level``: (start, end) exclusive, thin runs only."""
     on = np.concatenate([[0], (cov >= level).astype(np.int8), [0]])
@@ -381,19 +388,13 @@ def _band_cells(
             for wall in walls:
                 if kept and wall[0] - kept[-1][1] < 0.25 * hb:
                     g0, g1 = kept[-1][1], wall[0]
-                    gap_ruled = g1 > g0 and min(_ruled(horiz_raw, a.y, g0, g1), _ruled(horiz_raw, b.y, g0, g1)) > 0.5 * 255
-                    if gap_ruled:
+                    if g1 > g0 and _gap_ruled(horiz_raw, a, b, g0, g1):
                         if cov[wall[0] - c0 : wall[1] - c0].mean() > cov[kept[-1][0] - c0 : kept[-1][1] - c0].mean():
                             kept[-1] = wall
                         continue
                 kept.append(wall)
             # a comb (every interval ruled, no gaps between boxes): keep its evenly spaced walls
-            # (a dashed top ruling, bridged, can run across the gaps between separate boxes:
-            # both rulings must)
-            comb = all(
-                v[0] <= u[1] or min(_ruled(horiz_raw, a.y, u[1], v[0]), _ruled(horiz_raw, b.y, u[1], v[0])) > 0.5 * 255
-                for u, v in zip(kept, kept[1:])
-            )
+            comb = all(v[0] <= u[1] or _gap_ruled(horiz_raw, a, b, u[1], v[0]) for u, v in zip(kept, kept[1:]))
             walls = _comb_lattice(kept, hb, s) if comb else kept
             if comb and not (a.solid or b.solid):
                 # too few strong walls to fix the pitch: perhaps an empty comb printed faint or dashed
@@ -443,8 +444,9 @@ def _heavy_ruled(found: list[_Cell], s: BoxSettings) -> list[_Cell]:
     if not any(heavy):
         return found
     med = float(np.median([c.w for c in found]))
-    comb = sum(abs(c.w - med) <= 0.25 * med for c in found) >= s.comb_min_cells
-    return [c for c, h in zip(found, heavy) if not h or (comb and abs(c.w - med) <= 0.25 * med)]
+    alike = [abs(c.w - med) <= 0.25 * med for c in found]
+    comb = sum(alike) >= s.comb_min_cells
+    return [c for c, h, a in zip(found, heavy, alike) if not h or (comb and a)]
 
 
 def _dedupe(cells: list[_Cell], overlap: float = 0.5) -> list[_Cell]:

@@ -198,7 +198,7 @@ def despeckle(ink: np.ndarray, length: int) -> np.ndarray:
         (H, W) float32, ``ink`` itself when nothing is dropped.
     """
     mask = ink_mask(ink)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     tiny = stats[:, cv2.CC_STAT_AREA] <= SPECK_PX
     tiny[0] = False
     if not tiny.any():
@@ -209,7 +209,9 @@ def despeckle(ink: np.ndarray, length: int) -> np.ndarray:
     drop = speck & (density > SPECK_DENSITY)
     if not drop.any():
         return ink
-    return np.where(drop, np.float32(0.0), ink).astype(np.float32)
+    out = ink.copy()
+    out[drop] = 0.0
+    return out
 
 
 def page_lines(ink: np.ndarray, length: int, cross: bool = True) -> _Lines:
