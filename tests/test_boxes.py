@@ -495,3 +495,20 @@ def test_despeckle_keeps_a_dithered_faint_ruling():
     out = despeckle(ink, 20)
     assert np.array_equal(out[60], ink[60])
     assert out[260:400].sum() < 0.3 * ink[260:400].sum()
+
+
+def test_a_dashed_wall_with_long_gaps_counts_as_a_wall_for_field_completion():
+    from pipeline.box_cells import _Cell
+    from pipeline.box_gaps import _wall
+
+    # seed 12001 holdout_029: walls dashed 18 px on, 10 px off, on cells 53 px high; the
+    # closing that bridges dashes was a sixth of the height (8 px) and left 55% covered
+    cell = _Cell(40, 20, 39, 53, 1.0)
+    mask = np.zeros((100, 120), np.uint8)
+    on = (np.arange(100) % 28) < 18
+    mask[on, 39] = 255
+    assert _wall(mask, 39, cell)
+    # sparse dots down the column are no wall
+    dots = np.zeros_like(mask)
+    dots[(np.arange(100) % 28) < 6, 39] = 255
+    assert not _wall(dots, 39, cell)

@@ -224,6 +224,21 @@ def test_a_one_written_on_the_wall_reads_blank_but_shows_on_the_box_line():
     assert all(segment_cell(empty, c).on_line < 0.1 for c in empty.fields[0].cells)
 
 
+def test_a_thin_one_pressed_against_the_wall_shows_on_the_box_line():
+    from pipeline.assemble import ON_LINE_LEVEL
+
+    # a 2 px "1" inside the cell, touching its 3 px left wall: it merges with the wall and is
+    # removed with it; the wall is 2 px thicker along 60% of its length (an excess of 3 px was
+    # needed before the thirteenth session, which missed it)
+    def thin_one(img, x, y, s):
+        cv2.line(img, (x + 1, y + int(0.2 * s)), (x + 1, y + int(0.8 * s)), 0, 2)
+
+    lay = _drawn_on_found_comb(thin_one)
+    left, mid, right = (segment_cell(lay, c) for c in lay.fields[0].cells)
+    assert mid.blank and mid.on_line >= ON_LINE_LEVEL
+    assert right.on_line < 0.1
+
+
 def test_extent_is_the_marks_longer_side_in_cell_heights():
     def short_stroke(img, x, y, s):
         cv2.line(img, (x + s // 2, y + s // 3), (x + s // 2, y + s // 3 + 18), 0, 3)  # 18 px + caps
