@@ -34,7 +34,9 @@ COUNTS = (
     "digits_found", "digits_correct", "blank_truth", "blank_correct", "false_digits_on_blank",
     "errors_unflagged", "errors_flagged", "predicted_digits", "flagged", "flagged_blanks", "fields_truth", "fields_exact",
     "spurious_digits", "spurious_unflagged", "fields_flagged", "fields_wrong_unflagged",
+    "digits_legible", "digits_correct_legible", "errors_unflagged_legible", "illegible_wrong_unflagged",
 )
+LEGIBLE_INK = 0.5  # a written digit is legible when its scan kept at least this share of its stroke core (truth "ink_kept")
 
 
 def load_truth(path: Path) -> list[dict]:
@@ -193,6 +195,12 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
                     c["spurious_unflagged"] += int(not flagged)
             continue
         c["digits_truth"] += 1
+        legible = float(d.get("ink_kept", 1.0)) >= LEGIBLE_INK
+        c["digits_legible"] += int(legible)
+        right = ti in m and got == want
+        c["digits_correct_legible"] += int(legible and right)
+        c["errors_unflagged_legible"] += int(legible and ti in m and not right and not flagged)
+        c["illegible_wrong_unflagged"] += int(not legible and ti in m and not right and not flagged)
         if ti not in m:
             mistakes.append({"field": fi, "position": pos, "truth": want, "pred": None, "flagged": False, "found": False})
             continue
@@ -266,7 +274,12 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         Dict with the summed counts (``COUNTS``), the ratios ``cell_recall``
         (cells_found / cells_truth), ``cell_precision`` (cells_found / cells_predicted),
         ``digit_accuracy`` (digits_correct / digits_truth, missed cells count as wrong),
-        ``digit_accuracy_found`` (digits_correct / digits_found), ``blank_accuracy``,
+        ``digit_accuracy_found`` (digits_correct / digits_found),
+        ``digit_accuracy_legible`` (digits_correct_legible / digits_legible: over the written
+        digits whose scan kept at least ``LEGIBLE_INK`` of their stroke core, truth key
+        ``ink_kept`` from ``pipeline.synth``; a digit without that key counts as legible),
+        ``errors_unflagged_legible`` and ``illegible_wrong_unflagged`` (found digits read
+        wrong and not flagged, legible or not), ``blank_accuracy``,
         ``spurious_digits`` (digits read on blank truth cells or on cells that are no truth
         cell) and ``spurious_unflagged`` (those not flagged: wrong digits in the output that
         ``errors_unflagged`` does not count, since no written digit was misread),
@@ -296,6 +309,7 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         cell_precision=_ratio(s["cells_found"], s["cells_predicted"]),
         digit_accuracy=_ratio(s["digits_correct"], s["digits_truth"]),
         digit_accuracy_found=_ratio(s["digits_correct"], s["digits_found"]),
+        digit_accuracy_legible=_ratio(s["digits_correct_legible"], s["digits_legible"]),
         blank_accuracy=_ratio(s["blank_correct"], s["blank_truth"]),
         flag_rate=_ratio(s["flagged"], s["predicted_digits"], 0.0),
         review_rate=_ratio(s["flagged"] + s["flagged_blanks"], s["cells_predicted"], 0.0),
@@ -316,7 +330,9 @@ def format_report(scores: dict) -> str:
         f"cells   recall {s['cell_recall']:.4f} ({s['cells_found']}/{s['cells_truth']})   "
         f"precision {s['cell_precision']:.4f} ({s['cells_found']}/{s['cells_predicted']})",
         f"digits  accuracy {s['digit_accuracy']:.4f} ({s['digits_correct']}/{s['digits_truth']})   "
-        f"on found cells {s['digit_accuracy_found']:.4f}",
+        f"on found cells {s['digit_accuracy_found']:.4f}   legible {s['digit_accuracy_legible']:.4f} "
+        f"({s['digits_correct_legible']}/{s['digits_legible']}; {s['digits_truth'] - s['digits_legible']} degraded past reading, "
+        f"{s['illegible_wrong_unflagged']} of them read wrong unflagged)",
         f"blanks  correct {s['blank_correct']}/{s['blank_truth']}   digits read on blank cells {s['false_digits_on_blank']}",
         f"flags   flag rate {s['flag_rate']:.4f} ({s['flagged']}/{s['predicted_digits']})   caught {s['caught']:.4f} "
         f"({s['errors_flagged']} flagged, {s['errors_unflagged']} unflagged errors)   "

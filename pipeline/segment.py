@@ -27,6 +27,7 @@ CENTRE = 14.0
 # and 1,708 blank cells read as blank) 2 px flags 16 of the 33 at ON_LINE_LEVEL (was 13), for
 # 22 blank cells (was 13); 1 px flagged 18 for 60.
 ON_LINE_EXCESS = 2.0
+RESIDUE_PIECES = 3  # pieces along one side of a cell that make a dashed box line's residue (_line_residue)
 SPECKS = 8  # specks in a search region that mark its strokes as broken up (_join_speckles)
 
 
@@ -244,8 +245,48 @@ def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> 
     return (x0 > 0, y0 > 0, x1 < page[0], y1 < page[1])
 
 
+def _along_wall(st: np.ndarray, interior: tuple[int, int, int, int], band: int) -> str | None:
+    """The side of the cell along whose box line a component lies, or None.
+
+    A component lies along a side when it is wholly in the band of the cell's own box lines
+    (the interior grown by ``band`` pixels), beside the interior on that side, and runs along
+    the line (at least as long as it is thick there). The dashes of a dashed ruling that the
+    line mask missed do; a stroke crossing the line runs across it or on beyond the band.
+
+    Args:
+        st: one row of ``cv2.connectedComponentsWithStats`` stats (x, y, w, h, area), region px.
+        interior: (x, y, w, h) of the cell interior, region px. band: pixels.
+
+    Returns:
+        "top", "bottom", "left", "right" or None.
+    """
+    x, y, cw, ch = (int(v) for v in st[:4])
+    ix, iy, iw, ih = interior
+    if x < ix - band or y < iy - band or x + cw > ix + iw + band or y + ch > iy + ih + band:
+        return None
+    mx, my = x + cw / 2, y + ch / 2
+    if cw >= ch and (my < iy or my >= iy + ih):
+        return "top" if my < iy else "bottom"
+    if ch >= cw and (mx < ix or mx >= ix + iw):
+        return "left" if mx < ix else "right"
+    return None
+
+
+def _line_residue(stats: np.ndarray, cand: list[int], interior: tuple[int, int, int, int], band: int) -> set[int]:
+    """Candidates that are residue of a dashed box line: at least ``RESIDUE_PIECES`` of them
+    lie along the same side (``_along_wall``), like the dashes of a ruling. A single piece
+    there is more often part of the digit that strays over the wall, and stays a candidate."""
+    sides: dict[str, list[int]] = {}
+    for i in cand:
+        side = _along_wall(stats[i], interior, band)
+        if side is not None:
+            sides.setdefault(side, []).append(i)
+    return {i for group in sides.values() if len(group) >= RESIDUE_PIECES for i in group}
+
+
 def _attach_across_walls(
-    labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, outside: np.ndarray, ink: np.ndarray, reach: int, cut: tuple[bool, bool, bool, bool]
+    labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, outside: np.ndarray, ink: np.ndarray, reach: int, cut: tuple[bool, bool, bool, bool],
+    interior: tuple[int, int, int, int] | None = None, band: int = 0,
 ) -> list[tuple[int, int]]:
     """Keep the parts of the cell's digit that stray over its box line.
 
@@ -255,7 +296,9 @@ def _attach_across_walls(
     that was cut short continues further, so it is a neighbour's digit or a label), and
     (c) meets a kept component across the line: ink lies where both, dilated by ``reach``
     pixels, overlap. Chains (a loop beyond the wall attached to a piece attached to the
-    digit) are followed.
+    digit) are followed. Residue of the cell's own box lines (``_line_residue``: a row of
+    dashes of a dashed ruling that the line mask missed) is never attached: chained along
+    the ruling from a digit near it, it had put a row of dots into the crop.
 
     Args:
         labels: (h, w) int32 component labels of the region. stats: their
@@ -264,6 +307,8 @@ def _attach_across_walls(
         ink: (h, w) bool raw ink mask (box lines included) of the region.
         reach: pixels; a little more than the box line's removed band.
         cut: (left, top, right, bottom) sides of the region that are not the page edge.
+        interior: (x, y, w, h) of the cell interior, region px; with ``band`` (pixels, the
+            width of the cell's own box lines' band) it marks box-line residue. None: no test.
 
     Returns:
         (attached, kept) label pairs: each attached component with the kept components it met.
@@ -276,6 +321,9 @@ def _attach_across_walls(
         touches = (x == 0, y == 0, x + cw >= w, y + ch >= h)
         if not any(t and c for t, c in zip(touches, cut)):
             cand.append(i)
+    if interior is not None:
+        residue = _line_residue(stats, cand, interior, band)
+        cand = [i for i in cand if i not in residue]
     if not cand:
         return links
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
@@ -477,7 +525,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
         outside = (lab_in < s.min_inside * area) & (area >= min_px)
         outside[0] = False
-        links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped)
+        links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped, (cx0, cy0, w, h), d + 2)
         _drop_neighbours_marks(labels, keep, links, inside, other)
     kept = keep[labels]
     cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0

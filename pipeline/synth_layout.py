@@ -32,6 +32,7 @@ class DrawnField:
 
     cells: list[dr.Rect]  # cell interiors, upright page px (x0, y0, x1, y1 pixel edges)
     digits: list[int | None] = field(default_factory=list)  # MNIST label per cell, None = left blank
+    cores: list[np.ndarray | None] = field(default_factory=list)  # per cell: (N, 2) float64 x, y pixel centres of the digit's stroke core (coverage >= 0.5), upright page px; None = blank
 
 
 @dataclass
@@ -113,6 +114,7 @@ def _write_digits(c: PageCtx, f: DrawnField, t: int) -> None:
     for (x0, y0, x1, y1), w in zip(f.cells, written):
         if not w:
             f.digits.append(None)
+            f.cores.append(None)
             continue
         idx = int(c.rng.choice(c.pool))
         cw, ch = x1 - x0, y1 - y0
@@ -130,6 +132,8 @@ def _write_digits(c: PageCtx, f: DrawnField, t: int) -> None:
             px, py = {"down": (px, y1 - dh + ov), "up": (px, y0 - ov), "right": (x1 - dw + oh, py),
                       "left": (x0 - oh, py)}[str(side)]
         dr.paste_ink(c.canvas, alpha, int(round(px)), int(round(py)), c.pen)
+        cy, cx = np.nonzero(alpha >= 0.5)
+        f.cores.append(np.stack([cx + int(round(px)) + 0.5, cy + int(round(py)) + 0.5], 1).astype(np.float64))
         f.digits.append(int(c.labels[idx]))
         c.mnist_used.append(idx)
 

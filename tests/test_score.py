@@ -159,3 +159,21 @@ def test_field_confidence_is_scored_against_whole_field_exactness() -> None:
 def test_field_calibration_defaults_without_confidences() -> None:
     s = score_pages(_pred(), _truth())  # truth-shaped pages carry no field confidence
     assert s["field_ece"] == 0.0 and s["field_confidence"] == 1.0 and s["fields_wrong_unflagged"] == 0
+
+
+def test_digits_degraded_past_reading_are_counted_apart() -> None:
+    truth = _truth()
+    truth[0]["fields"][1]["digits"][2]["ink_kept"] = 0.2  # the "6": the scan kept a fifth of its strokes
+    truth[0]["fields"][0]["digits"][0]["ink_kept"] = 0.9  # the "1": legible
+    pred = _pred()
+    _set(pred, 0, 1, 2, "0")  # the degraded "6" misread, unflagged
+    _set(pred, 0, 0, 0, "7", flagged=True)  # a legible "1" misread, flagged
+    s = score_pages(pred, truth)
+    assert s["digits_legible"] == 8 and s["digits_correct_legible"] == 7
+    assert s["digit_accuracy_legible"] == pytest.approx(7 / 8) and s["digit_accuracy"] == pytest.approx(7 / 9)
+    assert s["illegible_wrong_unflagged"] == 1 and s["errors_unflagged_legible"] == 0
+    assert "1 degraded past reading" in format_report(s)
+    # a truth file without ink_kept (hand-made, or written before it existed) counts every digit as legible
+    s = score_pages(pred, _truth())
+    assert s["digits_legible"] == s["digits_truth"] == 9 and s["digit_accuracy_legible"] == s["digit_accuracy"]
+    assert s["errors_unflagged_legible"] == 1 and s["illegible_wrong_unflagged"] == 0

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.align import align_page
 from pipeline.boxes import find_fields
-from pipeline.segment import CENTRE, segment_cell, to_mnist
+from pipeline.segment import CENTRE, _along_wall, _attach_across_walls, segment_cell, to_mnist
 from pipeline.types import Page
 
 
@@ -316,3 +316,56 @@ def test_specks_of_paper_noise_do_not_mark_strokes_as_speckled():
 
     mid = _middle(one_and_noise)
     assert not mid.blank and mid.vote_pixels is None
+
+
+def _residue_region():
+    """A search region (interior x 16-68, y 16-53) holding a "0" low in the cell, a row of
+    dashes left of a dashed bottom ruling just below the interior (what the line mask missed),
+    and a stroke of the digit crossing that ruling and running on below it."""
+    img = np.zeros((80, 90), np.uint8)
+    cv2.ellipse(img, (40, 40), (10, 11), 0, 0, 360, 1, 3)  # the digit, bottom at y 52
+    for x in range(18, 66, 12):
+        img[55:59, x : x + 8] = 1  # dash pieces, 8 x 4 px, 4 px apart
+    img[50:68, 56:59] = 1  # a stroke crossing the bottom ruling, ending 14 px below it
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(img, connectivity=8)
+    inside = np.zeros_like(img)
+    inside[16:53, 16:68] = 1
+    lab_in = np.bincount(labels[inside > 0], minlength=n)
+    area = stats[:, cv2.CC_STAT_AREA]
+    keep = lab_in >= 0.4 * area
+    keep[0] = False
+    outside = ~keep
+    outside[0] = False
+    return labels, stats, keep, outside, img.astype(bool)
+
+
+def test_residue_of_a_dashed_ruling_is_not_attached_to_a_digit_near_it():
+    labels, stats, keep, outside, raw = _residue_region()
+    dashes = {int(labels[56, x + 2]) for x in range(18, 54, 12)}
+    stroke = int(labels[66, 57])
+    assert stroke not in dashes and not keep[stroke] and not keep[list(dashes)].any()
+    # without the residue test the dashes are chained along the ruling from the digit
+    k0 = keep.copy()
+    _attach_across_walls(labels, stats, k0, outside, raw, 8, (True, True, True, True))
+    assert k0[list(dashes)].all() and k0[stroke]
+    # with it: the dashes lie along the wall inside its band and stay out; the crossing stroke is attached
+    k1 = keep.copy()
+    _attach_across_walls(labels, stats, k1, outside, raw, 8, (True, True, True, True), (16, 16, 52, 37), 8)
+    assert not k1[list(dashes)].any() and k1[stroke]
+    assert _along_wall(stats[min(dashes)], (16, 16, 52, 37), 8) == "bottom"
+    assert _along_wall(stats[stroke], (16, 16, 52, 37), 8) is None
+
+
+def test_a_single_piece_along_the_wall_is_still_attached():
+    """One piece beside the wall is more often the digit straying over it than a ruling's residue."""
+    img = np.zeros((80, 90), np.uint8)
+    cv2.ellipse(img, (40, 40), (10, 11), 0, 0, 360, 1, 3)
+    img[55:59, 36:44] = 1  # one piece just below the interior, under the digit
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(img, connectivity=8)
+    piece = int(labels[56, 40])
+    keep = np.zeros(n, bool)
+    keep[int(labels[40, 30])] = True
+    outside = np.zeros(n, bool)
+    outside[piece] = True
+    _attach_across_walls(labels, stats, keep, outside, img.astype(bool), 8, (True, True, True, True), (16, 16, 52, 37), 8)
+    assert keep[piece]

@@ -151,3 +151,30 @@ def test_training_forms_use_only_the_digits_training_trained_on(mnist: Path, tmp
 def test_unknown_mnist_split_is_a_config_error(mnist: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         generate_forms(tmp_path, 1, seed=0, mnist_dir=mnist, split="validation")
+
+
+def test_ink_kept_measures_the_strokes_the_scan_left() -> None:
+    from pipeline.synth import ink_kept
+
+    grey = np.full((60, 80), 180.0, np.float32)  # paper darkened by uneven lighting
+    grey[20:40, 30:33] = 180 * 60 / 255 + 10  # a pen of grey 60 under the same lighting, a little noise
+    core = np.stack(np.meshgrid(np.arange(30, 33) + 0.5, np.arange(20, 40) + 0.5), -1).reshape(-1, 2)
+    eye = np.eye(3)
+    cell = [20.0, 10.0, 30.0, 40.0]
+    assert ink_kept(grey, eye, core, cell, 60.0) == 1.0
+    grey[30:40, 30:33] = 170.0  # lower half of the stroke lost (a 1-bit threshold above a faint pen)
+    assert ink_kept(grey, eye, core, cell, 60.0) == pytest.approx(0.5)
+    shift = np.array([[1.0, 0, 100], [0, 1, 0], [0, 0, 1]])  # mapped off the page: nothing kept
+    assert ink_kept(grey, shift, core, cell, 60.0) == 0.0
+    assert ink_kept(grey, eye, core[:0], cell, 60.0) == 0.0
+
+
+@pytest.mark.parametrize("which", ["sample4", "holdout2"])
+def test_written_digits_carry_ink_kept(which: str, request: pytest.FixtureRequest) -> None:
+    doc = json.loads(request.getfixturevalue(which).read_text())
+    cells = [d for p in doc["pages"] for f in p["fields"] for d in f["digits"]]
+    kept = [d["ink_kept"] for d in cells if d["digit"] is not None]
+    assert kept and len(kept) == sum(d["digit"] is not None for d in cells)
+    assert not any("ink_kept" in d for d in cells if d["digit"] is None)
+    assert all(0.0 <= k <= 1.0 for k in kept)
+    assert float(np.median(kept)) > 0.8  # most digits come through the scan readable
