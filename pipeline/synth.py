@@ -250,6 +250,24 @@ def ink_kept(grey: np.ndarray, a: np.ndarray, core: np.ndarray, cell: list[float
     return float((grey[ys[inside], xs[inside]] < level).sum() / len(core))
 
 
+def ink_outside(core: np.ndarray, rect: tuple[int, int, int, int]) -> float:
+    """Share of a written digit's stroke core drawn outside its cell's interior (a digit
+    straying over the ruling, ``SynthStyle.p_stray``), both in upright page px.
+
+    Args:
+        core: (N, 2) float64 x, y pixel centres of the stroke core. rect: (x0, y0, x1, y1)
+            pixel edges of the cell interior.
+
+    Returns:
+        The share in [0, 1] (0 when the core is empty).
+    """
+    if len(core) == 0:
+        return 0.0
+    x0, y0, x1, y1 = rect
+    inside = (core[:, 0] >= x0) & (core[:, 0] < x1) & (core[:, 1] >= y0) & (core[:, 1] < y1)
+    return float(1.0 - inside.mean())
+
+
 def _page_truth(fields: list[DrawnField], a: np.ndarray, w: int, h: int, rotation: int, angle: float,
                 grey: np.ndarray, pen_grey: float) -> dict:
     out = []
@@ -261,6 +279,7 @@ def _page_truth(fields: list[DrawnField], a: np.ndarray, w: int, h: int, rotatio
             cell = {"box": box, "digit": None if d is None else str(d), "blank": d is None}
             if core is not None:
                 cell["ink_kept"] = round(ink_kept(grey, a, core, box, pen_grey), 3)
+                cell["ink_outside"] = round(ink_outside(core, r), 3)
             digits.append(cell)
         out.append({
             "name": f"field_{i + 1}",

@@ -174,7 +174,19 @@ def test_written_digits_carry_ink_kept(which: str, request: pytest.FixtureReques
     doc = json.loads(request.getfixturevalue(which).read_text())
     cells = [d for p in doc["pages"] for f in p["fields"] for d in f["digits"]]
     kept = [d["ink_kept"] for d in cells if d["digit"] is not None]
+    outside = [d["ink_outside"] for d in cells if d["digit"] is not None]
+    assert all(0.0 <= o <= 1.0 for o in outside) and float(np.median(outside)) < 0.05  # most digits stay inside their cell
     assert kept and len(kept) == sum(d["digit"] is not None for d in cells)
-    assert not any("ink_kept" in d for d in cells if d["digit"] is None)
+    assert not any("ink_kept" in d or "ink_outside" in d for d in cells if d["digit"] is None)
     assert all(0.0 <= k <= 1.0 for k in kept)
     assert float(np.median(kept)) > 0.8  # most digits come through the scan readable
+
+
+def test_ink_outside_is_the_share_of_the_stroke_core_beyond_the_cell() -> None:
+    from pipeline.synth import ink_outside
+
+    core = np.stack(np.meshgrid(np.arange(10, 20) + 0.5, np.arange(10, 30) + 0.5), -1).reshape(-1, 2)  # x 10-19, y 10-29
+    assert ink_outside(core, (0, 0, 40, 40)) == 0.0
+    assert ink_outside(core, (0, 0, 40, 20)) == pytest.approx(0.5)  # the lower half below the cell
+    assert ink_outside(core, (15, 0, 40, 40)) == pytest.approx(0.5)  # the left half beyond the left wall
+    assert ink_outside(core[:0], (0, 0, 40, 40)) == 0.0
