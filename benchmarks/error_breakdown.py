@@ -29,19 +29,10 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.score import load_truth, match_cells
+from pipeline.score import cell_digit, load_truth, match_cells, page_cells, page_key
 from pipeline.writer import read_results
 
 CAUSES = ("not_found", "degraded", "straying", "other")
-
-
-def _flat(page: dict | None) -> list[dict]:
-    return [d for f in (page or {}).get("fields") or [] for d in f.get("digits") or []]
-
-
-def _digit(d: dict) -> str | None:
-    v = None if d.get("blank") else d.get("digit")
-    return None if v in (None, "") else str(v)
 
 
 def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = 0.5, stray: float = 0.1) -> dict:
@@ -52,15 +43,15 @@ def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = 
         "wrong", "wrong_unflagged"}}}; a digit read right counts under the first cause that
         applies to it too (a degraded digit read right anyway), except ``not_found``.
     """
-    preds = {(Path(str(p.get("source", ""))).name, int(p.get("page", 1))): p for p in pred_pages}
+    preds = {page_key(p): p for p in pred_pages}
     out = {c: {"digits": 0, "right": 0, "wrong": 0, "wrong_unflagged": 0} for c in CAUSES}
     total = right = 0
     for t in truth_pages:
-        pred = preds.get((Path(str(t.get("source", ""))).name, int(t.get("page", 1))))
+        pred = preds.get(page_key(t))
         m = match_cells(pred, t)
-        tcells, pcells = _flat(t), _flat(pred)
-        for ti, d in enumerate(tcells):
-            want = _digit(d)
+        pcells = [d for _, d in page_cells(pred or {})]
+        for ti, (_, d) in enumerate(page_cells(t)):
+            want = cell_digit(d)
             if want is None:
                 continue
             total += 1
@@ -74,7 +65,7 @@ def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = 
                 cause = "other"
             c = out[cause]
             c["digits"] += 1
-            if ti in m and _digit(pcells[m[ti]]) == want:
+            if ti in m and cell_digit(pcells[m[ti]]) == want:
                 c["right"] += 1
                 right += 1
             else:

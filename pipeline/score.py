@@ -67,11 +67,12 @@ def load_truth(path: Path) -> list[dict]:
     return out
 
 
-def _key(page: dict) -> tuple[str, int]:
+def page_key(page: dict) -> tuple[str, int]:
+    """How pages are matched: (file name without folder, 1-based page)."""
     return Path(str(page.get("source", ""))).name, int(page.get("page", 1))
 
 
-def _digit(d: dict) -> str | None:
+def cell_digit(d: dict) -> str | None:
     """The predicted/true digit as a one-character string, or None for a blank cell."""
     if d.get("blank"):
         return None
@@ -106,7 +107,8 @@ def _match(iou: np.ndarray, thr: float) -> dict[int, int]:
     return out
 
 
-def _cells(page: dict) -> list[tuple[int, dict]]:
+def page_cells(page: dict) -> list[tuple[int, dict]]:
+    """A page's cells as (field index, cell) in reading order: the numbering of ``match_cells``."""
     return [(fi, d) for fi, f in enumerate(page.get("fields") or []) for d in (f.get("digits") or [])]
 
 
@@ -124,7 +126,7 @@ def match_cells(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict[int
     Returns:
         {truth cell number: predicted cell number} for the cells found.
     """
-    tcells, pcells = _cells(truth), _cells(pred or {})
+    tcells, pcells = page_cells(truth), page_cells(pred or {})
     tb = np.array([d["box"] for _, d in tcells], float).reshape(-1, 4)
     pb = np.array([d["box"] for _, d in pcells], float).reshape(-1, 4)
     return _match(_iou(tb, pb), iou)
@@ -149,7 +151,7 @@ def field_value(f: dict) -> str:
     """A field's value: its ``value`` key, or else its non-blank digits in order."""
     if "value" in f and f["value"] is not None:
         return str(f["value"])
-    return "".join(v for v in (_digit(d) for d in f.get("digits") or []) if v is not None)
+    return "".join(v for v in (cell_digit(d) for d in f.get("digits") or []) if v is not None)
 
 
 def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
@@ -165,15 +167,15 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
         {"field", "position", "truth", "pred", "flagged", "found"}.
     """
     c = dict.fromkeys(COUNTS, 0)
-    c.update(source=_key(truth)[0], page=_key(truth)[1], pages_truth=1, pages_missing=int(pred is None))
-    tcells, pcells = _cells(truth), _cells(pred or {})
+    c.update(source=page_key(truth)[0], page=page_key(truth)[1], pages_truth=1, pages_missing=int(pred is None))
+    tcells, pcells = page_cells(truth), page_cells(pred or {})
     tb = np.array([d["box"] for _, d in tcells], float).reshape(-1, 4)
     pb = np.array([d["box"] for _, d in pcells], float).reshape(-1, 4)
     m = _match(_iou(tb, pb), iou)
     mistakes = []
     c["cells_truth"], c["cells_found"], c["cells_predicted"] = len(tcells), len(m), len(pcells)
     for _, d in pcells:
-        if _digit(d) is not None:
+        if cell_digit(d) is not None:
             c["predicted_digits"] += 1
             c["flagged"] += int(bool(d.get("flagged")))
         else:
@@ -182,8 +184,8 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
     for ti, (fi, d) in enumerate(tcells):
         pos = tfield_pos.get(fi, 0)
         tfield_pos[fi] = pos + 1
-        want = _digit(d)
-        got = _digit(pcells[m[ti]][1]) if ti in m else None
+        want = cell_digit(d)
+        got = cell_digit(pcells[m[ti]][1]) if ti in m else None
         flagged = bool(pcells[m[ti]][1].get("flagged")) if ti in m else False
         if want is None:
             c["blank_truth"] += 1
@@ -214,7 +216,7 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
     # checkbox): like digits read on blank cells, they put a digit into the output that is not there
     matched = set(m.values())
     for pi, (_, d) in enumerate(pcells):
-        if pi not in matched and _digit(d) is not None:
+        if pi not in matched and cell_digit(d) is not None:
             c["spurious_digits"] += 1
             c["spurious_unflagged"] += int(not d.get("flagged"))
     # fields: the predicted field holding most of the truth field's found cells
@@ -297,11 +299,11 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
     """
     preds: dict[tuple[str, int], dict] = {}
     for p in pred_pages:
-        if _key(p) in preds:
-            log.warning("prediction lists %s page %d twice; the first one is scored", *_key(p))
+        if page_key(p) in preds:
+            log.warning("prediction lists %s page %d twice; the first one is scored", *page_key(p))
             continue
-        preds[_key(p)] = p
-    per_page = [score_page(preds.get(_key(t)), t, iou=iou) for t in truth_pages]
+        preds[page_key(p)] = p
+    per_page = [score_page(preds.get(page_key(t)), t, iou=iou) for t in truth_pages]
     s: dict = {k: sum(p[k] for p in per_page) for k in COUNTS}
     errors = s["errors_flagged"] + s["errors_unflagged"]
     s.update(

@@ -209,14 +209,15 @@ def _box(a: np.ndarray, rect: dr.Rect, w: int, h: int) -> list[float]:
     return [round(bx0, 2), round(by0, 2), round(bx1 - bx0, 2), round(by1 - by0, 2)]
 
 
-def _grey(img: np.ndarray) -> np.ndarray:
-    """(H, W) float32 grey of a grey or RGB page (ITU-R BT.601 luma, as Pillow's mode "L")."""
-    if img.ndim == 2:
-        return img.astype(np.float32)
-    return img.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+_LUMA = np.float32([0.299, 0.587, 0.114])  # ITU-R BT.601 weights of R, G, B, as Pillow's mode "L"
 
 
-def ink_kept(grey: np.ndarray, a: np.ndarray, core: np.ndarray, cell: list[float], pen_grey: float) -> float:
+def _grey(pixels: np.ndarray, rgb: bool) -> np.ndarray:
+    """Grey levels (float32) of grey pixels, or of RGB pixels (last axis R, G, B) by ``_LUMA``."""
+    return pixels.astype(np.float32) @ _LUMA if rgb else pixels.astype(np.float32)
+
+
+def ink_kept(img: np.ndarray, a: np.ndarray, core: np.ndarray, cell: list[float], pen_grey: float) -> float:
     """Share of a written digit's stroke core that the scan kept at half contrast or more.
 
     The core's pixel centres (upright page px) are mapped into the scanned image by ``a``
@@ -228,7 +229,8 @@ def ink_kept(grey: np.ndarray, a: np.ndarray, core: np.ndarray, cell: list[float
     what a reader, human or not, can be sure of.
 
     Args:
-        grey: (H, W) float32 grey of the scanned page, before file compression.
+        img: (H, W) grey or (H, W, 3) RGB scanned page, before file compression; only
+            the sampled pixels and the cell's window are converted to grey.
         a: (3, 3) map from upright page px to scanned px (pixel-edge frame; ``_page_affine``).
         core: (N, 2) float64 x, y pixel centres of the digit's stroke core, upright page px.
         cell: [x, y, w, h] the digit's cell in scanned px (``_box``).
@@ -239,15 +241,16 @@ def ink_kept(grey: np.ndarray, a: np.ndarray, core: np.ndarray, cell: list[float
     """
     if len(core) == 0:
         return 0.0
-    h, w = grey.shape
+    h, w = img.shape[:2]
+    rgb = img.ndim == 3
     pts = a @ np.vstack([core.T, np.ones(len(core))])
     xs, ys = np.floor(pts[0]).astype(int), np.floor(pts[1]).astype(int)
     inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
     x, y, cw, ch = (int(round(v)) for v in cell)
-    win = grey[max(0, y) : max(0, y) + max(1, ch), max(0, x) : max(0, x) + max(1, cw)]
+    win = _grey(img[max(0, y) : max(0, y) + max(1, ch), max(0, x) : max(0, x) + max(1, cw)], rgb)
     paper = float(np.percentile(win, 90)) if win.size else 255.0
     level = 0.5 * (paper + pen_grey * paper / 255.0)
-    return float((grey[ys[inside], xs[inside]] < level).sum() / len(core))
+    return float((_grey(img[ys[inside], xs[inside]], rgb) < level).sum() / len(core))
 
 
 def ink_outside(core: np.ndarray, rect: tuple[int, int, int, int]) -> float:
@@ -269,7 +272,7 @@ def ink_outside(core: np.ndarray, rect: tuple[int, int, int, int]) -> float:
 
 
 def _page_truth(fields: list[DrawnField], a: np.ndarray, w: int, h: int, rotation: int, angle: float,
-                grey: np.ndarray, pen_grey: float) -> dict:
+                img: np.ndarray, pen_grey: float) -> dict:
     out = []
     for i, f in enumerate(fields):
         union = (min(r[0] for r in f.cells), min(r[1] for r in f.cells), max(r[2] for r in f.cells), max(r[3] for r in f.cells))
@@ -278,7 +281,7 @@ def _page_truth(fields: list[DrawnField], a: np.ndarray, w: int, h: int, rotatio
             box = _box(a, r, w, h)
             cell = {"box": box, "digit": None if d is None else str(d), "blank": d is None}
             if core is not None:
-                cell["ink_kept"] = round(ink_kept(grey, a, core, box, pen_grey), 3)
+                cell["ink_kept"] = round(ink_kept(img, a, core, box, pen_grey), 3)
                 cell["ink_outside"] = round(ink_outside(core, r), 3)
             digits.append(cell)
         out.append({
@@ -311,8 +314,8 @@ def _make_page(rng: np.random.Generator, st: SynthStyle, fmt: str, rotation: int
     c.x0, c.x1, c.y1 = c.px(c.u(15, 22)), w - c.px(c.u(15, 22)), h - c.px(c.u(15, 20))
     draw_page(c)
     img, a, meta = _scan(c, canvas, fmt, rotation)
-    pen_grey = float(np.float32(c.pen) @ np.float32([0.299, 0.587, 0.114])) if isinstance(c.pen, tuple) else float(c.pen)
-    truth = _page_truth(c.fields, a, w, h, rotation, meta["applied_skew"], _grey(img), pen_grey)
+    pen_grey = float(np.float32(c.pen) @ _LUMA) if isinstance(c.pen, tuple) else float(c.pen)
+    truth = _page_truth(c.fields, a, w, h, rotation, meta["applied_skew"], img, pen_grey)
     meta.update({"dpi": dpi, "paper": paper, "format": fmt, "font": list(c.font), "mnist_indices": c.mnist_used})
     return img, truth, meta
 
