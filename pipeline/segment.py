@@ -28,6 +28,7 @@ CENTRE = 14.0
 # 22 blank cells (was 13); 1 px flagged 18 for 60.
 ON_LINE_EXCESS = 2.0
 RESIDUE_PIECES = 3  # pieces along one side of a cell that make a dashed box line's residue (_line_residue)
+RUN_ON_INSIDE = 0.3  # a piece of a kept mark beyond the ruling, running on out of the search region, with less than this share inside the cell is cut off (_cut_run_on)
 SPECKS = 8  # specks in a search region that mark its strokes as broken up (_join_speckles)
 
 
@@ -237,6 +238,54 @@ def stroke_on_box_line(mask: np.ndarray, interior: tuple[int, int, int, int], li
             longest = max(longest, cur)
         best = max(best, longest / runs.size)
     return float(best)
+
+
+def _cut_run_on(
+    kept: np.ndarray, labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, line: np.ndarray, inside: np.ndarray, cut: tuple[bool, bool, bool, bool],
+) -> np.ndarray:
+    """Cut off the parts of kept marks that run on beyond the cell's ruling and out of the search region.
+
+    Restoring the ink where strokes cross a box line (``_strokes``) joins this cell's digit
+    to a neighbour's digit that touches it across the shared ruling (a "4" above reaching
+    down onto a "5"), or to a label; the joined mark is mostly inside the cell, so it is
+    kept whole and the crop holds both. Each kept component that reaches a side of the
+    search region that is not the page edge is split again along the box lines (without
+    the restored crossings); a piece that reaches such a side and has less than
+    ``RUN_ON_INSIDE`` of its pixels inside the cell runs on elsewhere, and is dropped.
+
+    Measured on the development forms (seeds 19000/19001 and six older sets, 6,864 written
+    digits, with the page layouts held fixed): 22 digits read right that were wrong and 9
+    read wrong that were right (digits of this cell that stray far over their ruling lose
+    that part), 44 fewer digits flagged, unflagged errors unchanged. A share of 0.5 gave
+    11 more right; requiring the piece to lie in another found cell, or to reach half a
+    cell beyond the ruling, kept fewer of the gains.
+
+    Args:
+        kept: (h, w) bool kept pixels of the search region. labels, stats: its components
+            and their ``cv2.connectedComponentsWithStats`` stats. keep: (n,) bool kept
+            components. line: (h, w) uint8 0/1 box lines (``_box_lines``). inside: (h, w)
+            uint8 cell interior. cut: (left, top, right, bottom) sides of the region that
+            are not the page edge.
+
+    Returns:
+        (h, w) bool kept pixels, the pieces that run on removed.
+    """
+    h, w = labels.shape
+
+    def reaches_cut(x: int, y: int, cw: int, ch: int) -> bool:
+        return any(t and c for t, c in zip((x == 0, y == 0, x + cw >= w, y + ch >= h), cut))
+
+    for i in np.nonzero(keep)[0]:
+        if not reaches_cut(*(int(v) for v in stats[i, :4])):
+            continue
+        m, sub, st, _ = cv2.connectedComponentsWithStats(((labels == i) & (line == 0)).astype(np.uint8), connectivity=8)
+        if m <= 2:
+            continue
+        ins = np.bincount(sub[inside > 0], minlength=m)
+        for j in range(1, m):
+            if reaches_cut(*(int(v) for v in st[j, :4])) and ins[j] < RUN_ON_INSIDE * st[j, cv2.CC_STAT_AREA]:
+                kept = kept & (sub != j)
+    return kept
 
 
 def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
@@ -528,6 +577,8 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped, (cx0, cy0, w, h), d + 2)
         _drop_neighbours_marks(labels, keep, links, inside, other)
     kept = keep[labels]
+    if n > 1:
+        kept = _cut_run_on(kept, labels, keep, stats, line, inside, clipped)
     cell_kept, cell_strokes = kept[cy0 : cy0 + h, cx0 : cx0 + w], labels[cy0 : cy0 + h, cx0 : cx0 + w] > 0
     inked = float(cell_kept.sum()) / float(w * h)
     # ink inside the cell that was dropped as belonging elsewhere (a neighbour's digit, a

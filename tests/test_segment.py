@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.align import align_page
 from pipeline.boxes import find_fields
-from pipeline.segment import CENTRE, _along_wall, _attach_across_walls, segment_cell, to_mnist
+from pipeline.segment import CENTRE, _along_wall, _attach_across_walls, _run_on, segment_cell, to_mnist
 from pipeline.types import Page
 
 
@@ -250,23 +250,45 @@ def test_extent_is_the_marks_longer_side_in_cell_heights():
 
 
 def test_in_other_is_the_share_of_the_mark_inside_another_cell():
-    # a stroke from the middle cell over its right wall into the right cell, a third of it
-    # beyond the wall; and one wholly inside
-    mid = _middle(_stroke((0.55, 0.3), (1.25, 0.7)))
-    assert not mid.blank and 0.2 < mid.in_other < 0.5
+    # a stroke from the middle cell over its right wall into the right cell, about a quarter
+    # of it beyond the wall (ending inside the searched margin); and one wholly inside
+    mid = _middle(_stroke((0.55, 0.3), (1.18, 0.68)))
+    assert not mid.blank and 0.15 < mid.in_other < 0.5
     mid = _middle(_stroke((0.3, 0.2), (0.7, 0.8)))
     assert not mid.blank and mid.in_other == 0.0
 
 
-def test_run_on_measures_a_kept_stroke_reaching_the_edge_of_the_searched_region():
-    # mostly in the middle cell, on over the right wall and past the 0.3-side margin
+def test_run_on_measures_kept_ink_on_the_cut_edges_of_the_searched_region():
+    kept = np.zeros((40, 50), bool)
+    kept[10:14, 30:50] = True  # a 4 px stroke reaching the right edge
+    assert _run_on(kept, (True, True, True, True), 20) == 4 / 20
+    assert _run_on(kept, (True, True, False, True), 20) == 0.0  # the right edge is the page's
+
+
+def test_the_part_of_a_mark_running_on_beyond_the_ruling_is_cut_off():
+    # mostly in the middle cell, on over the right wall and past the 0.3-side margin: the
+    # piece beyond the ruling runs on elsewhere and is cut off at the wall
     mid = _middle(_stroke((0.2, 0.3), (1.5, 0.6)))
-    assert not mid.blank and mid.run_on > 0.05  # a 4 px stroke crosses the edge: ~6 px of 60
-    # the same stroke stopping inside the margin
+    assert not mid.blank and mid.run_on == 0.0 and mid.in_other < 0.06  # the crossing on the wall stays
+    # the same stroke stopping inside the margin stays whole, its end in the right cell
     mid = _middle(_stroke((0.2, 0.3), (1.15, 0.55)))
-    assert not mid.blank and mid.run_on == 0.0
+    assert not mid.blank and mid.run_on == 0.0 and mid.in_other > 0.05
 
 
+def test_a_neighbours_digit_joined_to_the_cells_own_across_the_wall_is_cut_off():
+    def one_and_neighbours_bar(img, x, y, s):
+        # a "1" near the right wall, and the right cell's long bar reaching over the shared
+        # wall onto it: restoring the crossing joins them into one mark
+        stem = x + int(0.7 * s)
+        cv2.line(img, (stem, y + 8), (stem, y + s - 8), 0, 4)
+        cv2.line(img, (stem, y + s // 2), (x + 2 * s - 10, y + s // 2), 0, 4)
+
+    joined = _middle(one_and_neighbours_bar)
+    assert not joined.blank and joined.run_on == 0.0 and joined.in_other < 0.06
+    # what is left is the "1" and the stub of the bar between it and the wall: a tall, narrow
+    # mark (with the bar, 38 px wide for 44 tall, it filled the crop's width)
+    ys, xs = np.nonzero(joined.pixels > 0.3)
+    assert ys.max() - ys.min() >= 17 and xs.max() - xs.min() <= 11
 def test_a_neighbours_digit_reaching_over_the_wall_is_dropped_beside_the_cells_own_digit():
     def ring(img, x, y, s):
         # a "0" of the right cell written over the shared wall, a third of it in the middle cell
