@@ -21,7 +21,7 @@ STRAY_LEVEL = 0.05
 # blank) it catches 6 more of the written digits than STRAY_LEVEL (43 of 75 with ``ink_on_line``)
 # for 25 more blank cells flagged; at 0.02, 9 more for 51.
 BLANK_STRAY_LEVEL = 0.03
-FLAG_INK_ON_LINE = "ink_on_line"  # a cell read as blank has a stroke lying on its box line
+FLAG_INK_ON_LINE = "ink_on_line"  # a stroke lies on the cell's box line: the cell was read as blank, or read from that stroke
 # A blank verdict is flagged when a stroke thickens one of the cell's box lines over this
 # share of its length (``segment.stroke_on_box_line``). Chosen on the synthetic development
 # forms (seeds 100, 200, 300, 8000): at 0.3, 13 of the 21 written cells read as blank are
@@ -97,8 +97,9 @@ def _cut_mark(crop: DigitCrop) -> bool:
 
 
 def _stroke_on_line(crop: DigitCrop) -> bool:
-    """A cell read as blank whose box line carries a stroke (a "1" written on the wall)."""
-    return crop.blank and crop.on_line >= ON_LINE_LEVEL
+    """A cell whose box line carries a stroke (a "1" written on the wall): read as blank, or
+    read from that stroke (``segment._stroke_on_wall``; ``on_line`` is measured only then)."""
+    return crop.on_line >= ON_LINE_LEVEL
 
 
 # the reasons a single cell is flagged, in the order a field lists them
@@ -155,8 +156,8 @@ def assemble_form(
     the model's "not a digit" class outweighs ``REJECT_LEVEL``, or when segmentation dropped
     much ink inside the cell as belonging elsewhere (``STRAY_LEVEL``, ``BLANK_STRAY_LEVEL`` for
     a blank verdict; flag ``stray_ink``).
-    A blank verdict is also flagged when a stroke lies on the cell's box line
-    (``ON_LINE_LEVEL``; flag ``ink_on_line``), and a digit when its mark is too small or
+    A blank verdict, or a digit read from a stroke on a side wall, is also flagged when a
+    stroke lies on the cell's box line (``ON_LINE_LEVEL``; flag ``ink_on_line``), and a digit when its mark is too small or
     faint to be a whole digit (``SMALL_EXTENT``, ``FAINT_INK``; flag ``small_mark``) or larger
     than its cell (``LARGE_EXTENT``; flag ``large_mark``), lying largely inside another
     cell (``CROSS_LEVEL``; flag ``crosses_cell``) or running on beyond the region searched

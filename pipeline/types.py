@@ -127,7 +127,7 @@ class DigitCrop:
     blank: bool  # True when the cell holds no mark
     ink: float  # share of the cell interior covered by kept ink, in [0, 1]
     stray: float = 0.0  # share of the cell interior covered by ink judged to belong elsewhere (dropped marks), in [0, 1]
-    on_line: float = 0.0  # longest stretch of a box line thickened by a stroke lying on it, in cell sides, in [0, 1]
+    on_line: float = 0.0  # longest stretch of a box line thickened by a stroke lying on it, in cell sides, in [0, 1]; measured for blank cells and digits read from that stroke, else 0
     extent: float = 1.0  # the kept mark's bounding box, longer side, in cell heights (1.0 when not measured)
     in_other: float = 0.0  # share of the kept mark's pixels lying inside another found cell, in [0, 1]
     run_on: float = 0.0  # kept mark's length along the edges of the searched region (strokes running on beyond it), in cell heights

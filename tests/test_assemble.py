@@ -338,15 +338,16 @@ def _one_field(crops: list[dict], preds: list[DigitPrediction]):
     return assemble_form(lay, made, [preds], threshold=0.9).fields[0]
 
 
-def test_blank_verdict_with_a_stroke_on_its_box_line_is_flagged_ink_on_line():
+def test_a_stroke_on_the_box_line_is_flagged_ink_on_line():
     from pipeline.assemble import FLAG_INK_ON_LINE, ON_LINE_LEVEL
 
     field = _one_field([
         dict(blank=True, ink=0.0, on_line=ON_LINE_LEVEL + 0.2),  # a "1" on the wall, removed with it
         dict(blank=True, ink=0.0, on_line=ON_LINE_LEVEL / 3),  # a wall a little uneven
-        dict(blank=False, ink=0.1, on_line=0.9),  # a digit was read: the verdict stands on its own
-    ], [pred(None, 1.0), pred(None, 1.0), pred(4)])
-    assert [x.flagged for x in field.digits] == [True, False, False]
+        dict(blank=False, ink=0.05, on_line=0.9),  # a "1" read from the stroke on its wall
+        dict(blank=False, ink=0.1),  # a digit read from its own strokes: on_line is not measured
+    ], [pred(None, 1.0), pred(None, 1.0), pred(1), pred(4)])
+    assert [x.flagged for x in field.digits] == [True, False, True, False]
     assert field.flags == (FLAG_INK_ON_LINE,)
 
 
