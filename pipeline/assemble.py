@@ -52,6 +52,7 @@ FLAG_CROSSES_CELL = "crosses_cell"  # the mark read runs into another found cell
 # digits newly flagged; at 0.2 it catches the same 9 for 23, at 0.3 only 7.
 CROSS_LEVEL = 0.25
 FLAG_CUT_MARK = "cut_mark"  # the mark read runs on beyond the area searched around the cell: the crop holds only part of it
+FLAG_REREAD = "reread"  # the first reading was doubtful; this one, from a second segmentation, the model finds more likely (run.reread_doubtful)
 # A digit is flagged when its kept strokes lie along the edges of the search region (0.3 cell
 # sides around the box) over at least RUN_ON_LEVEL cell heights (``DigitCrop.run_on``). On the
 # development forms (seeds 100, 200, 300, 8000, 11000, 11001; 2,617 marks read) it catches 3 of
@@ -96,6 +97,11 @@ def _cut_mark(crop: DigitCrop) -> bool:
     return not crop.blank and crop.run_on >= RUN_ON_LEVEL
 
 
+def _reread(crop: DigitCrop) -> bool:
+    """A verdict taken from a second segmentation after the first reading was flagged: it stays flagged."""
+    return crop.reread
+
+
 def _stroke_on_line(crop: DigitCrop) -> bool:
     """A cell whose box line carries a stroke (a "1" written on the wall): read as blank, or
     read from that stroke (``segment._stroke_on_wall``; ``on_line`` is measured only then)."""
@@ -103,7 +109,7 @@ def _stroke_on_line(crop: DigitCrop) -> bool:
 
 
 # the reasons a single cell is flagged, in the order a field lists them
-_DIGIT_FLAGS = (FLAG_LOW_CONFIDENCE, FLAG_NOT_A_DIGIT, FLAG_STRAY_INK, FLAG_INK_ON_LINE, FLAG_SMALL_MARK, FLAG_LARGE_MARK, FLAG_CROSSES_CELL, FLAG_CUT_MARK)
+_DIGIT_FLAGS = (FLAG_LOW_CONFIDENCE, FLAG_NOT_A_DIGIT, FLAG_STRAY_INK, FLAG_INK_ON_LINE, FLAG_SMALL_MARK, FLAG_LARGE_MARK, FLAG_CROSSES_CELL, FLAG_CUT_MARK, FLAG_REREAD)
 
 
 def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float) -> tuple[str, ...]:
@@ -117,6 +123,7 @@ def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float) -> tu
         _large_mark(crop),
         _crosses_cell(crop),
         _cut_mark(crop),
+        _reread(crop),
     )
     return tuple(name for name, hit in zip(_DIGIT_FLAGS, hits) if hit)
 
@@ -161,7 +168,8 @@ def assemble_form(
     faint to be a whole digit (``SMALL_EXTENT``, ``FAINT_INK``; flag ``small_mark``) or larger
     than its cell (``LARGE_EXTENT``; flag ``large_mark``), lying largely inside another
     cell (``CROSS_LEVEL``; flag ``crosses_cell``) or running on beyond the region searched
-    around the cell (``RUN_ON_LEVEL``; flag ``cut_mark``).
+    around the cell (``RUN_ON_LEVEL``; flag ``cut_mark``). A verdict taken from a second
+    segmentation after the first was flagged (``DigitCrop.reread``) stays flagged (``reread``).
     A field is flagged when any of its cells is, or when a blank cell sits between written
     digits. Field confidence is the probability that the whole value is right
     (``field_confidence``: the product of its cells' confidences, corrected for the errors of

@@ -43,6 +43,7 @@ class SegmentSettings:
     border_band: float = 0.07  # band along the cell border where line residue lies
     blank_ink: float = 0.006  # below this share of the cell covered by ink: blank
     blank_extent: float = 0.22  # below this largest extent (of the cell height): blank
+    own_walls: bool = False  # remove the cell's own rulings found in its raw ink, not the page's line mask (_own_walls)
 
 
 def to_mnist(patch: np.ndarray) -> np.ndarray:
@@ -386,6 +387,80 @@ def _cut_run_on(
     return kept
 
 
+# the cell's own rulings found in its raw ink (_own_walls), for the second reading of doubtful cells
+WALL_IN = 2  # px inside the interior searched for the cell's own ruling
+WALL_COVER = 0.45  # share of a stretch of wall that the ruling's ink covers, at least
+WALL_EDGE = 0.5  # columns beside the ruling's core belong to it down to this share of its cover
+WALL_GROW = 2  # px by which the page's line mask may still widen a ruling found in the raw ink
+
+
+def _own_walls(raw: np.ndarray, line: np.ndarray, interior: tuple[int, int, int, int], d: int) -> np.ndarray:
+    """The cell's own box lines, found in the raw ink instead of the page's line mask.
+
+    The page's line mask is built for finding boxes: smoothed along the rulings, it takes in
+    handwriting that touches them, and removing it cut the strokes of digits that cross or
+    touch their box. Here each side of the cell is cut into three stretches along it; in
+    each, the ruling is the run of rows (or columns) across the wall, starting within
+    ``d`` px outside the interior (``WALL_IN`` px inside it), whose raw ink covers at least
+    ``WALL_COVER`` of the stretch, widened over neighbours covered at least ``WALL_EDGE`` as
+    much (a blurred ruling's edges). Only those rows or columns are box line there; a
+    stretch where no ruling is found keeps the page's line mask.
+
+    Args:
+        raw: (h, w) bool raw ink of the search region. line: (h, w) uint8 0/1 box lines from
+            the page's line mask (``_box_lines``). interior: (x, y, w, h) of the cell
+            interior, region px. d: the band of the cell's box lines, px.
+
+    Returns:
+        (h, w) uint8 0/1 box lines: ``line`` outside the band and where no ruling is
+        found, the found rulings elsewhere in it.
+    """
+    x, y, w, h = interior
+    H, W = raw.shape
+    out = line.copy()
+    n = d + WALL_IN
+    for side in ("left", "top", "right", "bottom"):
+        vertical = side in ("left", "right")
+        length, lo_along = (h, y) if vertical else (w, x)
+        # positions across the wall, from WALL_IN px inside the interior outward
+        across = {
+            "left": x + WALL_IN - 1 - np.arange(n),
+            "right": x + w - WALL_IN + np.arange(n),
+            "top": y + WALL_IN - 1 - np.arange(n),
+            "bottom": y + h - WALL_IN + np.arange(n),
+        }[side]
+        across = across[(across >= 0) & (across < (W if vertical else H))]
+        if not across.size or length < 6:
+            continue
+        stretches = np.array_split(np.arange(lo_along, lo_along + length), 3)
+        for si, along in enumerate(stretches):
+            sub = raw[np.ix_(along, across)] if vertical else raw[np.ix_(across, along)].T
+            cover = sub.mean(axis=0)  # share of the stretch inked, at each position across the wall
+            hits = np.nonzero(cover >= WALL_COVER)[0]
+            if not hits.size:
+                continue  # no ruling found: the page's line mask stands
+            k0 = k1 = int(hits[0])
+            while k1 + 1 < cover.size and cover[k1 + 1] >= WALL_COVER:
+                k1 += 1
+            top = float(cover[k0 : k1 + 1].max())
+            while k0 > 0 and cover[k0 - 1] >= WALL_EDGE * top:
+                k0 -= 1
+            while k1 + 1 < cover.size and cover[k1 + 1] >= WALL_EDGE * top:
+                k1 += 1
+            # the first and last stretches run on to the band's corners
+            a0 = max(0, lo_along - d if si == 0 else int(along[0]))
+            a1 = min(H if vertical else W, lo_along + length + d if si == len(stretches) - 1 else int(along[-1]) + 1)
+            c0, c1 = int(across.min()), int(across.max()) + 1
+            r0, r1 = int(across[k0 : k1 + 1].min()), int(across[k0 : k1 + 1].max()) + 1
+            if vertical:
+                out[a0:a1, c0:c1] = 0
+                out[a0:a1, r0:r1] = 1
+            else:
+                out[c0:c1, a0:a1] = 0
+                out[r0:r1, a0:a1] = 1
+    return out
+
+
 def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
     """Which sides of a region (x0, y0, x1, y1) were cut short by the page edge: (left, top, right, bottom)."""
     x0, y0, x1, y1 = region
@@ -650,6 +725,9 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     band[max(0, cy0 - d) : cy0 + h + d, max(0, cx0 - d) : cx0 + w + d] = 1
     raw = ink > s.ink_level  # the raw ink: strokes and box lines alike
     line = _box_lines(layout.lines[y0:y1, x0:x1], rim | (1 - band))
+    if s.own_walls:
+        walls = _own_walls(raw, line, (cx0, cy0, w, h), d)
+        line = walls | (line & cv2.dilate(walls, np.ones((2 * WALL_GROW + 1, 2 * WALL_GROW + 1), np.uint8)))
     strokes = _strokes(raw, line, layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
     n, labels, stats, cents = cv2.connectedComponentsWithStats(strokes, connectivity=8)

@@ -407,3 +407,19 @@ def test_a_single_piece_along_the_wall_is_still_attached():
     outside[piece] = True
     _attach_across_walls(labels, stats, keep, outside, img.astype(bool), 8, (True, True, True, True), (16, 16, 52, 37), 8)
     assert keep[piece]
+
+
+def test_own_walls_are_the_rulings_of_the_raw_ink_not_the_handwriting_in_the_line_mask():
+    from pipeline.segment import _own_walls
+
+    raw = np.zeros((60, 70), bool)
+    raw[:, 18:20] = True  # the cell's left ruling, 2 px, interior from x = 20
+    raw[28:33, 20:24] = True  # a 5 px stroke crossing it from inside ...
+    raw[28:33, 12:18] = True  # ... and going on beyond it
+    line = np.zeros((60, 70), np.uint8)
+    line[:, 15:22] = 1  # the page's line mask (in the ruling's band) took in the stroke where it touches the ruling
+    out = _own_walls(raw, line, (20, 10, 30, 40), 5)
+    assert out[:, 18:20].all()  # the ruling is box line ...
+    assert not out[10:50, 15:18].any() and not out[10:50, 20:22].any()  # ... the stroke beside it is not
+    # a side with no ruling in the raw ink keeps the page's mask there
+    assert (out[10:50, 50:60] == line[10:50, 50:60]).all()
