@@ -157,7 +157,8 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
 
     Orientation: the printed text decides where it is clear (``orient.text_orientation``);
     elsewhere, when a page's crops read upside down give a mean log-confidence higher by
-    more than ``ORIENTATION_MARGIN``, the page is read upside down.
+    more than ``ORIENTATION_MARGIN``, the page is read upside down. Flagged digits are then
+    read a second time (``reread_doubtful``).
     """
     stacks: list[np.ndarray] = []
     spans = []
@@ -226,7 +227,8 @@ def reread_doubtful(
 
     Args:
         pages: per page, its layout, crops and predictions per field and cell (layout
-            order), and whether it was read upside down.
+            order), and whether it was read upside down; where a second reading is kept,
+            its crop and prediction replace the first in these lists.
         forms: the pages assembled from them (``assemble_form``), in the same order.
         predictor: the classifier. threshold: minimum confidence, in [0, 1].
 
@@ -248,15 +250,15 @@ def reread_doubtful(
         return forms
     alts = [t[3] for t in todo]
     alt_preds = prediction_list(alts, range(len(alts)), predictor.probabilities(np.stack([c.pixels for c in alts])))
-    changed = set()
+    changed, kept = set(), 0
     for (pi, fi, ci, alt), pred in zip(todo, alt_preds):
         _, crops, preds, _ = pages[pi]
         if pred.digit is not None and pred.confidence > preds[fi][ci].confidence:
             crops[fi][ci] = replace(alt, reread=True)
             preds[fi][ci] = pred
             changed.add(pi)
-    if changed:
-        log.debug("%d digit(s) read again from a second segmentation", sum(1 for t in todo if t[0] in changed))
+            kept += 1
+    log.debug("%d of %d flagged digit(s) read again: the second reading kept", kept, len(todo))
     return [assemble_form(*pages[pi][:3], threshold=threshold, upside_down=pages[pi][3]) if pi in changed else form for pi, form in enumerate(forms)]
 
 

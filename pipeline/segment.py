@@ -355,8 +355,8 @@ def _cut_run_on(
     Measured on the development forms (seeds 19000/19001 and six older sets, 6,864 written
     digits, with the page layouts held fixed): 22 digits read right that were wrong and 9
     read wrong that were right (digits of this cell that stray far over their ruling lose
-    that part), 44 fewer digits flagged, unflagged errors unchanged. A share of 0.5 gave
-    11 more right; requiring the piece to lie in another found cell, or to reach half a
+    that part), 44 fewer digits flagged, unflagged errors unchanged. A share of 0.5 gained
+    11 net instead of 13; requiring the piece to lie in another found cell, or to reach half a
     cell beyond the ruling, kept fewer of the gains.
 
     Args:
