@@ -29,13 +29,13 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.score import cell_digit, load_truth, match_cells, page_cells, page_key
+from pipeline.score import LEGIBLE_INK, cell_digit, load_truth, match_cells, page_cells, page_key
 from pipeline.writer import read_results
 
 CAUSES = ("not_found", "degraded", "straying", "other")
 
 
-def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = 0.5, stray: float = 0.1) -> dict:
+def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = LEGIBLE_INK, stray: float = 0.1) -> dict:
     """Written digits by cause of loss (see the module docstring).
 
     Returns:
@@ -78,7 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path, help="output of digitform process (.json or .jsonl)")
     ap.add_argument("truth", type=Path, help="truth.json written by digitform synth")
-    ap.add_argument("--legible", type=float, default=0.5, help="ink_kept below this: degraded past reading")
+    ap.add_argument("--legible", type=float, default=LEGIBLE_INK, help="ink_kept below this: degraded past reading")
     ap.add_argument("--stray", type=float, default=0.1, help="ink_outside at or above this: a digit straying out of its cell")
     args = ap.parse_args()
     print(json.dumps(breakdown(read_results(args.results), load_truth(args.truth), args.legible, args.stray)))

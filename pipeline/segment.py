@@ -277,7 +277,11 @@ def stroke_on_box_line(mask: np.ndarray, interior: tuple[int, int, int, int], li
     Returns:
         The longest thickened stretch over the four walls, as a share of the wall's length, in [0, 1].
     """
-    walls, usual = _wall_runs(mask, interior, line_width)
+    return _thickened_share(*_wall_runs(mask, interior, line_width))
+
+
+def _thickened_share(walls: list[_WallRuns], usual: float) -> float:
+    """The longest thickened stretch over the measured walls (``_wall_runs``), as a share of its wall's length, in [0, 1]."""
     best = 0.0
     for wall in walls:
         i0, i1 = _longest_thickened(wall, usual)
@@ -285,7 +289,7 @@ def stroke_on_box_line(mask: np.ndarray, interior: tuple[int, int, int, int], li
     return float(best)
 
 
-def _stroke_on_wall(mask: np.ndarray, ink: np.ndarray, interior: tuple[int, int, int, int], line_width: float) -> tuple[float, np.ndarray] | None:
+def _stroke_on_wall(walls: list[_WallRuns], usual: float, ink: np.ndarray, top: int) -> tuple[float, np.ndarray] | None:
     """The stroke lying on one of the cell's side walls, when the cell is to be read from it.
 
     A "1" written on the wall (the generator's digits that stray over their ruling, and real
@@ -303,16 +307,14 @@ def _stroke_on_wall(mask: np.ndarray, ink: np.ndarray, interior: tuple[int, int,
     a "1" (a prototype at 0.5 gained 9 and read none). All are flagged (``ink_on_line``).
 
     Args:
-        mask: (h, w) bool ink of the search region. ink: (h, w) float32 ink darkness of the
-            region, in [0, 1]. interior: (x, y, w, h) of the cell interior, region px.
-        line_width: typical ruling thickness, pixels.
+        walls, usual: the cell's walls and usual wall thickness (``_wall_runs``).
+        ink: (h, w) float32 ink darkness of the search region, in [0, 1].
+        top: the cell interior's top row, region px.
 
     Returns:
         (share of the wall's length thickened, (n, m) float32 ink patch, rows along the wall),
         or None when no side wall qualifies.
     """
-    x, y, _, h = interior
-    walls, usual = _wall_runs(mask, interior, line_width)
     best = None
     for wall in walls:
         if not wall.vertical:
@@ -334,7 +336,7 @@ def _stroke_on_wall(mask: np.ndarray, ink: np.ndarray, interior: tuple[int, int,
         patch = np.zeros((i1 - i0, c1 - c0), np.float32)
         for k, i in enumerate(range(i0, i1)):
             a, b = wall.start + wall.r0[i], wall.start + wall.r1[i]
-            patch[k, wall.r0[i] - c0 : wall.r1[i] - c0] = ink[y + i, a:b]
+            patch[k, wall.r0[i] - c0 : wall.r1[i] - c0] = ink[top + i, a:b]
         best = (share, patch)
     return best
 
@@ -369,21 +371,16 @@ def _cut_run_on(
     Returns:
         (h, w) bool kept pixels, the pieces that run on removed.
     """
-    h, w = labels.shape
-
-    def reaches_cut(x: int, y: int, cw: int, ch: int) -> bool:
-        return any(t and c for t, c in zip((x == 0, y == 0, x + cw >= w, y + ch >= h), cut))
-
     for i in np.nonzero(keep)[0]:
-        if not reaches_cut(*(int(v) for v in stats[i, :4])):
+        if not _reaches_cut(stats[i], labels.shape, cut):
             continue
         m, sub, st, _ = cv2.connectedComponentsWithStats(((labels == i) & (line == 0)).astype(np.uint8), connectivity=8)
         if m <= 2:
             continue
         ins = np.bincount(sub[inside > 0], minlength=m)
-        for j in range(1, m):
-            if reaches_cut(*(int(v) for v in st[j, :4])) and ins[j] < RUN_ON_INSIDE * st[j, cv2.CC_STAT_AREA]:
-                kept = kept & (sub != j)
+        drop = [j for j in range(1, m) if _reaches_cut(st[j], labels.shape, cut) and ins[j] < RUN_ON_INSIDE * st[j, cv2.CC_STAT_AREA]]
+        if drop:
+            kept = kept & ~np.isin(sub, drop)
     return kept
 
 
@@ -467,6 +464,14 @@ def _clipped_sides(region: tuple[int, int, int, int], page: tuple[int, int]) -> 
     return (x0 > 0, y0 > 0, x1 < page[0], y1 < page[1])
 
 
+def _reaches_cut(st: np.ndarray, shape: tuple[int, int], cut: tuple[bool, bool, bool, bool]) -> bool:
+    """Whether a component (a ``cv2.connectedComponentsWithStats`` stats row) touches a side of
+    its (h, w) region that is not the page edge (``cut``, ``_clipped_sides``): it runs on beyond."""
+    x, y, cw, ch = (int(v) for v in st[:4])
+    h, w = shape
+    return any(t and c for t, c in zip((x == 0, y == 0, x + cw >= w, y + ch >= h), cut))
+
+
 def _along_wall(st: np.ndarray, interior: tuple[int, int, int, int], band: int) -> str | None:
     """The side of the cell along whose box line a component lies, or None.
 
@@ -539,9 +544,7 @@ def _attach_across_walls(
     links: list[tuple[int, int]] = []
     cand = []
     for i in np.nonzero(outside & ~keep)[0]:
-        x, y, cw, ch = stats[i, :4]
-        touches = (x == 0, y == 0, x + cw >= w, y + ch >= h)
-        if not any(t and c for t, c in zip(touches, cut)):
+        if not _reaches_cut(stats[i], (h, w), cut):
             cand.append(i)
     if interior is not None:
         residue = _line_residue(stats, cand, interior, band)
@@ -764,8 +767,9 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     by0, by1, bx0, bx1 = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if ys.size else (0, 0, 0, 0)
     extent = max(by1 - by0, bx1 - bx0) / h  # the kept mark's longer side, in cell heights
     if not ys.size or inked < s.blank_ink or extent < s.blank_extent:
-        on_line = stroke_on_box_line(raw, (cx0, cy0, w, h), layout.line_width)
-        wall = _stroke_on_wall(raw, ink, (cx0, cy0, w, h), layout.line_width) if on_line >= ON_WALL_LEVEL else None
+        walls, usual = _wall_runs(raw, (cx0, cy0, w, h), layout.line_width)
+        on_line = _thickened_share(walls, usual)
+        wall = _stroke_on_wall(walls, usual, ink, cy0) if on_line >= ON_WALL_LEVEL else None
         if wall is not None:  # a "1" on the wall: read from its stroke, flagged ink_on_line
             on_wall, patch = wall[0], _pressure(wall[1])
             wall_ink = float((patch > 0).sum()) / float(w * h)  # the stroke with the wall under it
