@@ -211,3 +211,30 @@ def test_faint_walls_that_reach_only_the_line_mask_count():
     assert fill_rows(found, [found], rulings, rulings) == found
     out = fill_rows(found, [found], rulings, rulings, walls)
     assert _boxes(out) == _boxes([c for r in range(3) for c in _grid_row(r)])
+
+
+def test_every_other_cell_missing_is_put_back_at_the_row_spacing():
+    # cells 1 and 3 of a ruled comb lost (seed-19001 holdout_007): no gap next to theirs is a
+    # wall's width, so the spacing comes from the rest of the row
+    full = _row(10)
+    row = [c for i, c in enumerate(full) if i not in (1, 3)]
+    horiz = _ruled((200, 700), [(97, 100 + 10 * 43)])
+    new = fill_gaps([row], horiz, np.zeros_like(horiz))[len(row) :]
+    assert sorted((c.x, c.w) for c in new) == [(full[i].x, full[i].w) for i in (1, 3)]
+
+
+def test_a_row_under_broken_walls_is_put_back():
+    # the second row of a grid whose walls are broken (a 14 px gap in each, wider than the
+    # quarter-height closing of ``box_gaps._wall``: 71% of the middle 80% of each wall inked)
+    grid = _grid_mask((400, 500), 2, 6)
+    walls = np.zeros_like(grid)
+    for i in range(7):
+        x = 97 + i * 43
+        walls[103:156, x : x + 3] = grid[103:156, x : x + 3]
+    walls[133:147] = 0
+    mask = grid.copy()
+    mask[103:153] = 0
+    mask |= walls
+    found = _grid_row(0)
+    out = fill_rows(found, [found], mask, mask)
+    assert _boxes(out) == _boxes(_grid_row(0) + _grid_row(1))
