@@ -23,25 +23,32 @@ NARROW_WIDTH = 0.7
 FAR_GAP = 4.0
 
 
-def _border_thickness(lines: np.ndarray, x: int, y: int, w: int, h: int) -> float:
-    """Median thickness of the ruling-line mask just outside a hole, sampled on its 4 sides."""
+def _border_thickness(lines: np.ndarray, x: int, y: int, w: int, h: int, edge: bool = False) -> float:
+    """Median thickness of the ruling-line mask just outside a hole, sampled on its 4 sides.
+
+    A hole's contour runs on the line pixels that border it, so its bounding box includes
+    them and the runs counted outward from it leave that row out. With ``edge`` the row is
+    counted and every sample kept, even where the ruling is that one row (a 1 px ruling
+    gives 1, not a sample skipped).
+    """
     H, W = lines.shape
     reach = max(3, min(w, h) // 2)
+    e = 1 if edge else 0
     samples = []
     for frac in (0.3, 0.5, 0.7):
         px, py = x + int(frac * w), y + int(frac * h)
-        for line, start in (
-            (lines[max(0, y - reach) : y, px][::-1], 0),  # up
-            (lines[y + h : min(H, y + h + reach), px], 0),  # down
-            (lines[py, max(0, x - reach) : x][::-1], 0),  # left
-            (lines[py, x + w : min(W, x + w + reach)], 0),  # right
+        for line in (
+            lines[max(0, y - reach) : y + e, px][::-1],  # up
+            lines[y + h - e : min(H, y + h + reach), px],  # down
+            lines[py, max(0, x - reach) : x + e][::-1],  # left
+            lines[py, x + w - e : min(W, x + w + reach)],  # right
         ):
-            run = start
+            run = 0
             for val in line:
                 if val == 0:
                     break
                 run += 1
-            if run:
+            if run or edge:
                 samples.append(run)
     return float(np.median(samples)) if samples else 0.0
 
@@ -112,6 +119,12 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
         if _frame_coverage(lines, x, y, w, h) < s.min_frame:
             continue
         border = _border_thickness(lines, x, y, w, h)
+        if border <= 0 or border > s.max_border_ratio * min(w, h):
+            # measured again with the contour's own row and every sample counted: a 1 px
+            # ruling gave no sample at all (border 0), or only the samples where a digit's
+            # stroke joins it (seed-21000 sample_052, a comb of faint 1 px rulings: 1 of 6
+            # cells found). On the 10 development sets nothing changed.
+            border = _border_thickness(lines, x, y, w, h, edge=True)
         if border <= 0 or border > s.max_border_ratio * min(w, h):
             continue
         if _solid_blob(mask, x, y, w, h) > s.max_solid_fill:

@@ -565,3 +565,22 @@ def test_separate_boxes_close_together_are_measured_wall_to_wall():
     assert len(found) == 7, found
     # 0.79 for six of them as the band finder measures them
     assert all(max(iou(t, b) for b in found) >= 0.83 for t in truth), found
+
+
+def test_holes_framed_by_1px_rulings_are_cells():
+    # a comb ruled 1 px (seed-21000 sample_052, faint and thin): the hole's contour lies on the
+    # ruling itself, so counted outward from it the ruling has no thickness at all
+    from pipeline.box_cells import BoxSettings
+    from pipeline.box_holes import _border_thickness, _candidate_cells
+    from pipeline.morph import line_length
+
+    lines = np.zeros((3300, 2550), np.uint8)
+    x0, y0, w, h, n = 1100, 1200, 57, 70, 6
+    for k in range(n + 1):
+        lines[y0 : y0 + h + 1, x0 + k * w] = 255
+    lines[y0, x0 : x0 + n * w + 1] = 255
+    lines[y0 + h, x0 : x0 + n * w + 1] = 255
+    assert _border_thickness(lines, x0, y0, w + 1, h + 1) == 0.0
+    assert _border_thickness(lines, x0, y0, w + 1, h + 1, edge=True) == 1.0
+    cells = sorted((c.x, c.y, c.w, c.h) for c in _candidate_cells(lines, lines, line_length(lines.shape), BoxSettings()))
+    assert cells == [(x0 + k * w, y0, w + 1, h + 1) for k in range(n)]
