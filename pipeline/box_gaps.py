@@ -68,6 +68,18 @@ def _pitch(g: list[_Cell], need_spacing: bool = True) -> tuple[float, float, flo
     return w, sp, float(np.median([c.h for c in g]))
 
 
+def _pair_pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
+    """(cell width, spacing, height) of two cells side by side that agree on width (10%) and
+    height (15%) and lie a wall's width apart (gap under 0.2 widths, at least -2 px): a
+    comb's two found cells; None otherwise."""
+    a, b = g
+    w, h = (a.w + b.w) / 2, (a.h + b.h) / 2
+    gap = b.x - (a.x + a.w)
+    if abs(a.w - b.w) > 0.1 * w or abs(a.h - b.h) > 0.15 * h or not -2 <= gap < 0.2 * w:
+        return None
+    return w, max(0.0, float(gap)), h
+
+
 def fill_gaps(
     groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_missing: int = 3, min_ruled: float = 0.85,
     min_ruled_gap: float = 0.7,
@@ -85,7 +97,9 @@ def fill_gaps(
     and must not have ink in two corners (a bowl of print). The solid-blob test of the finders
     is not applied: a heavy "1" or a filled-in digit is what loses the cell in the first place.
 
-    A row of at least 3 cells that agree on width and spacing is also extended, up to
+    A row of at least 3 cells that agree on width and spacing, or two cells of one size a
+    wall's width apart (``_pair_pitch``: two cells of a comb whose others a faint ruling
+    under heavy digits hid; seed 300 ``holdout_018``), is also extended, up to
     ``max_missing`` cells at each end, one pitch at a time, while the next cell is ruled
     above and below, has a wall on both sides (``mask`` columns inked over 80% of its
     height) and overlaps no cell already found.
@@ -102,8 +116,8 @@ def fill_gaps(
     """
     out = [c for g in groups for c in g]
     for g in groups:
-        if len(g) < 3:
-            continue  # a pair gives no spacing to trust
+        if len(g) < 3 and not (len(g) == 2 and _pair_pitch(g) is not None):
+            continue  # a pair gives no spacing to trust, unless it is two cells of a comb
         gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
         row = list(g)
         for i, (a, b) in enumerate(zip(g, g[1:])):
@@ -137,7 +151,7 @@ def fill_gaps(
             else:
                 out.extend(new)
                 row.extend(new)
-        pitch = _pitch(g)
+        pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g)
         if pitch is None:
             continue
         w, sp, h = pitch

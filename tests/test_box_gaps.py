@@ -238,3 +238,15 @@ def test_a_row_under_broken_walls_is_put_back():
     found = _grid_row(0)
     out = fill_rows(found, [found], mask, mask)
     assert _boxes(out) == _boxes(_grid_row(0) + _grid_row(1))
+
+
+def test_a_comb_of_which_two_cells_were_found_is_extended():
+    # two neighbouring cells of a 5-cell comb found (a faint dashed grid under heavy digits,
+    # seed-300 holdout_018): their width and shared wall give the pitch
+    full = _row(5)
+    mask = _comb_mask((200, 600), 5)
+    out = fill_gaps([full[2:4]], mask, mask)
+    assert _boxes(out) == _boxes(full)
+    # two boxes apart (a gap wider than a wall) give no pitch to extend by
+    apart = [full[0], full[2]]
+    assert fill_gaps([apart], mask, mask) == apart
