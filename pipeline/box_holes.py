@@ -138,8 +138,8 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
     joined = _join_halves(halves, s)
     # narrow cells (NARROW_WIDTH): not half of a split cell, and beside a cell of their size
     narrow = [c for c in narrow if all(_overlap(c, j) == 0 for j in joined)]
-    narrow = _beside_sure_cells(narrow, cells, s, FAR_GAP, among=True)
-    return cells + joined + narrow + _beside_sure_cells(doubtful, cells + narrow, s, FAR_GAP)
+    narrow = _beside_sure_cells(narrow, cells, FAR_GAP, among=True)
+    return cells + joined + narrow + _beside_sure_cells(doubtful, cells + narrow, FAR_GAP)
 
 
 def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
@@ -165,7 +165,7 @@ def _join_halves(halves: list[_Cell], s: BoxSettings) -> list[_Cell]:
     return out
 
 
-def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], s: BoxSettings, max_gap: float, among: bool = False) -> list[_Cell]:
+def _beside_sure_cells(doubtful: list[_Cell], sure: list[_Cell], max_gap: float, among: bool = False) -> list[_Cell]:
     """Doubtful cells that sit on the row of a sure cell of the same size (height within 10%,
     width within 15%, top within 10% of the height), at most ``max_gap`` of its widths away;
     with ``among``, the other doubtful cells count as sure ones too."""
