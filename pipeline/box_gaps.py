@@ -116,7 +116,8 @@ def fill_gaps(
     """
     out = [c for g in groups for c in g]
     for g in groups:
-        if len(g) < 3 and not (len(g) == 2 and _pair_pitch(g) is not None):
+        pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g) if len(g) == 2 else None
+        if len(g) < 3 and pitch is None:
             continue  # a pair gives no spacing to trust, unless it is two cells of a comb
         gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
         row = list(g)
@@ -126,12 +127,11 @@ def fill_gaps(
             if gaps[i] < 0.6 * w or max(a.w, b.w) > 1.25 * min(a.w, b.w) or max(a.h, b.h) > 1.15 * min(a.h, b.h):
                 continue
             near = [gaps[j] for j in (i - 1, i + 1) if 0 <= j < len(gaps) and gaps[j] < 0.6 * w]
-            if not near:
-                # no wall-width gap beside this one (every other cell lost): the row's own spacing
-                near = [float(np.median([q for q in gaps if q < 0.6 * w]))] if any(q < 0.6 * w for q in gaps) else []
-            if not near:
+            small = [q for q in gaps if q < 0.6 * w]
+            if not small:
                 continue
-            sp = max(0.0, float(min(near)))
+            # the smaller wall-width gap beside this one or, with none (every other cell lost), the row's
+            sp = max(0.0, float(min(near) if near else np.median(small)))
             n = (gaps[i] - sp) / (w + sp)
             k = int(round(n))
             log.debug("gap %s-%s n %.2f sp %.1f w %.1f", (a.x, a.y), (b.x, b.y), n, sp, w)
@@ -151,7 +151,6 @@ def fill_gaps(
             else:
                 out.extend(new)
                 row.extend(new)
-        pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g)
         if pitch is None:
             continue
         w, sp, h = pitch

@@ -105,11 +105,12 @@ def _candidate_cells(lines: np.ndarray, mask: np.ndarray, length: int, s: BoxSet
         corners = _square_corners(c, x, y, w, h)
         if w < min_side or w / h < s.min_aspect:
             # half a cell (or a letter's counter)
-            if w >= 0.15 * h and _frame_coverage(lines, x, y, w, h) >= s.min_frame - 0.1:
-                halves.append(_Cell(x, y, w, h, _border_thickness(lines, x, y, w, h)))
-                half = halves[-1]
+            frame = _frame_coverage(lines, x, y, w, h) if w >= 0.15 * h else 0.0
+            if frame >= s.min_frame - 0.1:
+                half = _Cell(x, y, w, h, _border_thickness(lines, x, y, w, h))
+                halves.append(half)
                 if (w >= NARROW_WIDTH * min_side and w / h >= s.min_aspect and corners and w / h <= s.max_aspect
-                        and _frame_coverage(lines, x, y, w, h) >= s.min_frame
+                        and frame >= s.min_frame
                         and 0 < half.border <= s.max_border_ratio * min(w, h)
                         and _solid_blob(mask, x, y, w, h) <= s.max_solid_fill):
                     narrow.append(half)

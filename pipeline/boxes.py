@@ -263,7 +263,7 @@ def _cells_of(ink: np.ndarray, mask: np.ndarray, pl: _Lines, length: int, s: Box
 # split (``box_gaps._wall``) over this share of the hole's middle 80% of height: a heavy
 # comb wall lost from the line mask as too thick. A handwritten stroke taken for a wall
 # rarely covers that much.
-WALL_COVER = 0.9
+SPLIT_WALL_COVER = 0.9
 
 
 def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray) -> list[_Cell]:
@@ -278,7 +278,7 @@ def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray) -> li
     * it is more than 10% wider than a hole lying (90%) inside it: it runs from one box's
       wall to its neighbour's facing wall, into the gap between separate boxes;
     * it is one of two or more band cells inside one hole, split where no wall is printed
-      (``WALL_COVER``): a heavy stroke taken for a wall (seed-20001 holdout_010, a faint
+      (``SPLIT_WALL_COVER``): a heavy stroke taken for a wall (seed-20001 holdout_010, a faint
       dashed comb whose every cell came out in halves).
 
     Such band cells are dropped, so the holes take their place in ``_union``. On the
@@ -296,15 +296,14 @@ def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray) -> li
 
     out = []
     for c in band:
-        if any(same_h(c, d) and d.w < 0.6 * c.w and _overlap(d, c) >= 0.8 * d.w * d.h for d in holes):
-            continue
-        if any(same_h(c, d) and c.w > 1.1 * d.w and _overlap(d, c) >= 0.9 * d.w * d.h for d in holes):
+        # the first two cases: a hole inside c (90%; 80% when under 60% of c's width), c wider by 10%
+        if any(same_h(c, d) and c.w > 1.1 * d.w and _overlap(d, c) >= (0.8 if d.w < 0.6 * c.w else 0.9) * d.w * d.h for d in holes):
             continue
         holder = [d for d in holes if same_h(c, d) and c.w < 0.6 * d.w and _overlap(c, d) >= 0.8 * c.w * c.h]
         if holder:
             inside = sorted((e for e in band if _overlap(e, holder[0]) >= 0.8 * e.w * e.h), key=lambda e: e.x)
             splits = [(a.x + a.w + b.x) / 2 for a, b in zip(inside, inside[1:])]
-            if splits and not any(_wall(mask, x, holder[0], WALL_COVER) for x in splits):
+            if splits and not any(_wall(mask, x, holder[0], SPLIT_WALL_COVER) for x in splits):
                 continue
         out.append(c)
     return out
