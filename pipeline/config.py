@@ -52,7 +52,13 @@ class TrainConfig(_Strict):
     width: int = Field(32, ge=4, le=256)
     dropout: float = Field(0.3, ge=0, le=0.9)
     val_size: int = Field(5000, ge=100, le=30000, description="training images held out for validation")
-    seed: int = 0
+    seed: int = Field(0, description="seeds initialisation, batch order, augmentation and non-digit marks")
+    split_seed: int | None = Field(
+        None,
+        description="seeds which training images are held out for validation; None = seed. Keep 0 (the shipped "
+        "model's split, which training forms, fine-tuning and scripts/choose_threshold.py also leave alone) when "
+        "training a variant with another seed",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_batches: int | None = Field(None, ge=1, description="stop each epoch after this many batches (smoke tests)")
     reject_class: bool = Field(True, description="learn an 11th class, 'not a digit', from synthetic marks (pipeline.nondigits)")

@@ -216,7 +216,7 @@ def test_version():
 @needs_mnist
 def test_train_smoke(tmp_path: Path):
     small = tmp_path / "small.yaml"  # a tiny network and validation split, to keep the smoke test quick
-    small.write_text("width: 8\nval_size: 500\nbatch_size: 32\n")
+    small.write_text("width: 8\nval_size: 500\nbatch_size: 32\nseed: 1\nsplit_seed: 0\n")
     r = invoke(
         "train", "--config", small, "--epochs", 1, "--max-batches", 3, "--out", tmp_path / "m.pt",
         "--work-dir", tmp_path / "run", "--data", MNIST_DIR, "--device", "cpu", "-q",
@@ -225,6 +225,7 @@ def test_train_smoke(tmp_path: Path):
     model = load_checkpoint(tmp_path / "m.pt")
     assert model.temperature > 0
     assert model.metrics["epochs"] == 1
+    assert (model.metrics["seed"], model.metrics["split_seed"]) == (1, 0)  # a variant: own seed, the shipped split
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert (tmp_path / "run" / "last.pt").is_file()
 
