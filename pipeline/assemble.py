@@ -52,6 +52,7 @@ FLAG_CROSSES_CELL = "crosses_cell"  # the mark read runs into another found cell
 # digits newly flagged; at 0.2 it catches the same 9 for 23, at 0.3 only 7.
 CROSS_LEVEL = 0.25
 FLAG_CUT_MARK = "cut_mark"  # the mark read runs on beyond the area searched around the cell: the crop holds only part of it
+FLAG_OUTSIDE_CELL = "outside_cell"  # the mark read lies mostly outside the cell (a digit written over its box, or a neighbour's)
 FLAG_REREAD = "reread"  # the first reading was doubtful; this one, from a second segmentation, the model finds more likely (run.reread_doubtful)
 # A digit is flagged when its kept strokes lie along the edges of the search region (0.3 cell
 # sides around the box) over at least RUN_ON_LEVEL cell heights (``DigitCrop.run_on``). On the
@@ -97,6 +98,11 @@ def _cut_mark(crop: DigitCrop) -> bool:
     return not crop.blank and crop.run_on >= RUN_ON_LEVEL
 
 
+def _outside_cell(crop: DigitCrop) -> bool:
+    """A verdict read from a mark lying mostly outside the cell (``segment._claim_straying_mark``)."""
+    return not crop.blank and crop.outside
+
+
 def _reread(crop: DigitCrop) -> bool:
     """A verdict taken from a second segmentation after the first reading was flagged: it stays flagged."""
     return crop.reread
@@ -109,7 +115,10 @@ def _stroke_on_line(crop: DigitCrop) -> bool:
 
 
 # the reasons a single cell is flagged, in the order a field lists them
-_DIGIT_FLAGS = (FLAG_LOW_CONFIDENCE, FLAG_NOT_A_DIGIT, FLAG_STRAY_INK, FLAG_INK_ON_LINE, FLAG_SMALL_MARK, FLAG_LARGE_MARK, FLAG_CROSSES_CELL, FLAG_CUT_MARK, FLAG_REREAD)
+_DIGIT_FLAGS = (
+    FLAG_LOW_CONFIDENCE, FLAG_NOT_A_DIGIT, FLAG_STRAY_INK, FLAG_INK_ON_LINE, FLAG_SMALL_MARK, FLAG_LARGE_MARK, FLAG_CROSSES_CELL,
+    FLAG_CUT_MARK, FLAG_OUTSIDE_CELL, FLAG_REREAD,
+)
 
 
 def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float) -> tuple[str, ...]:
@@ -123,6 +132,7 @@ def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float) -> tu
         _large_mark(crop),
         _crosses_cell(crop),
         _cut_mark(crop),
+        _outside_cell(crop),
         _reread(crop),
     )
     return tuple(name for name, hit in zip(_DIGIT_FLAGS, hits) if hit)

@@ -31,6 +31,8 @@ ON_WALL_LEVEL = 0.4  # a blank cell whose side wall is thickened over this share
 RESIDUE_PIECES = 3  # pieces along one side of a cell that make a dashed box line's residue (_line_residue)
 RUN_ON_INSIDE = 0.3  # a piece of a kept mark beyond the ruling, running on out of the search region, with less than this share inside the cell is cut off (_cut_run_on)
 SPECKS = 8  # specks in a search region that mark its strokes as broken up (_join_speckles)
+CLAIM_INSIDE = 0.15  # a cell left empty reads a mark with at least this share of its pixels inside (_claim_straying_mark)
+CLAIM_SIZE = 0.5  # ... whose longer side is at least this many cell heights (digit-sized, not a speck)
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,6 +667,51 @@ def _in_other_cells(kept: np.ndarray, other: np.ndarray) -> float:
     return float((kept & other).sum()) / total if total else 0.0
 
 
+def _claim_straying_mark(
+    labels: np.ndarray, stats: np.ndarray, lab_in: np.ndarray, lab_core: np.ndarray, other: np.ndarray, min_px: int,
+    interior: tuple[int, int, int, int], band: int,
+) -> int | None:
+    """The mark a cell with no mark of its own reads: a digit written mostly outside its box.
+
+    A component needs ``min_inside`` of its pixels inside the cell to be kept, so a digit
+    written over the ruling with most of its strokes outside, in one piece (line removal
+    gives back the ink where a stroke crosses the ruling), left its cell blank. When nothing
+    is kept, the component that reaches the cell's core (``min_px``), has at least
+    ``CLAIM_INSIDE`` of its pixels inside, is digit-sized (``CLAIM_SIZE`` cell heights),
+    reaches beyond the band of the cell's own box lines (what is left of a stroke written on
+    the ruling lies within it, and is read from the wall, ``_stroke_on_wall``) and has more
+    pixels inside this cell than inside every other found cell together (so that of two
+    cells only one can claim it) is read; the verdict is flagged ``outside_cell``. A mark
+    running on beyond the searched region is claimed too (its crop holds what lies inside
+    the region): requiring it to end there left 5 more written digits blank on the 12
+    development sets. Synthetic forms draw such digits (``SynthStyle.p_stray``).
+
+    Args:
+        labels: (h, w) int32 component labels of the search region. stats: their stats.
+        lab_in, lab_core: (n,) pixels of each component inside the cell and inside its core.
+        other: (h, w) bool interiors of the other found cells. min_px: pixels in the core
+            that make a mark. interior: (x, y, w, h) of the cell interior, region px. band:
+            width of the band of its box lines, px.
+
+    Returns:
+        The component's label, or None.
+    """
+    ix, iy, iw, ih = interior
+    theirs = np.bincount(labels[other], minlength=len(lab_in))
+    area = stats[:, cv2.CC_STAT_AREA]
+    best, best_in = None, 0
+    for i in range(1, len(lab_in)):
+        if lab_core[i] < min_px or lab_in[i] < CLAIM_INSIDE * area[i] or theirs[i] >= lab_in[i]:
+            continue
+        x, y, cw, ch = (int(v) for v in stats[i, :4])
+        within_band = x >= ix - band and y >= iy - band and x + cw <= ix + iw + band and y + ch <= iy + ih + band
+        if within_band or max(cw, ch) < CLAIM_SIZE * ih:
+            continue
+        if lab_in[i] > best_in:
+            best, best_in = i, int(lab_in[i])
+    return best
+
+
 def _drop_neighbours_marks(labels: np.ndarray, keep: np.ndarray, links: list[tuple[int, int]], inside: np.ndarray, other: np.ndarray) -> None:
     """Unkeep a neighbour's digit that reaches into the cell beside this cell's own mark.
 
@@ -742,6 +789,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     core = np.zeros_like(strokes)
     core[cy0 + band : cy0 + h - band, cx0 + band : cx0 + w - band] = 1
     keep = np.zeros(n, bool)
+    claimed = None
     other = _other_cells(layout, cell, strokes.shape, (x0, y0))
     clipped = _clipped_sides((x0, y0, x1, y1), (W, H))
     if n > 1:
@@ -751,6 +799,10 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         keep = (lab_core >= min_px) & (lab_in >= s.min_inside * area)
         keep[0] = False
         _drop_leftover_box_lines(stats, keep, (cx0, cy0), (w, h), max(3.0, 2.5 * layout.line_width))
+        if not keep.any():
+            claimed = _claim_straying_mark(labels, stats, lab_in, lab_core, other, min_px, (cx0, cy0, w, h), d + 2)
+            if claimed is not None:
+                keep[claimed] = True
         outside = (lab_in < s.min_inside * area) & (area >= min_px)
         outside[0] = False
         links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped, (cx0, cy0, w, h), d + 2)
@@ -792,7 +844,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     return tuple(
         DigitCrop(
             cell, mnist(read, t), False, inked, stray, extent=extent, in_other=in_other, run_on=run_on,
-            vote_pixels=mnist(patch, t) if speckled else None,
+            vote_pixels=mnist(patch, t) if speckled else None, outside=claimed is not None,
         )
         for t in turns
     )

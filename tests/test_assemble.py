@@ -397,3 +397,15 @@ def test_a_mark_running_on_beyond_the_searched_region_is_flagged_cut_mark():
     ], [pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)])
     assert [x.flagged for x in field.digits] == [False, True, False]
     assert field.flags == (FLAG_CUT_MARK,)
+
+
+def test_a_mark_read_from_outside_the_cell_is_flagged_outside_cell():
+    from pipeline.assemble import FLAG_OUTSIDE_CELL
+
+    field = _one_field([
+        dict(blank=False, ink=0.12),  # a digit of the cell's own
+        dict(blank=False, ink=0.05, outside=True),  # a digit written mostly below the box
+        dict(blank=True, ink=0.0, outside=True),  # blank: nothing to flag
+    ], [pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)])
+    assert [x.flagged for x in field.digits] == [False, True, False]
+    assert field.flags == (FLAG_OUTSIDE_CELL,)

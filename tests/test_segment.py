@@ -323,6 +323,57 @@ def test_a_neighbours_digit_reaching_over_the_wall_is_dropped_beside_the_cells_o
     assert not alone.blank and alone.in_other > 0.4  # the crosses_cell flag fires at 0.25
 
 
+def _low_mark(bottom):
+    """A drawing function: a stem crossing the bottom ruling from 0.8 of the cell down to
+    ``bottom`` (cell sides), with a bar across its foot: most of the mark lies below the box."""
+    def draw(img, x, y, s):
+        cv2.line(img, (x + s // 2, y + int(0.8 * s)), (x + s // 2, y + int(bottom * s)), 0, 3)
+        cv2.line(img, (x + int(0.2 * s), y + int(bottom * s)), (x + int(0.8 * s), y + int(bottom * s)), 0, 3)
+    return draw
+
+
+def test_a_digit_written_mostly_below_its_box_is_read_and_marked_outside():
+    # the stem crosses the ruling in one piece (the crossing is restored), so under 40% of the
+    # mark lies inside the cell; nothing else is there: the cell reads it (it was blank)
+    mid = _middle(_low_mark(1.2))
+    assert not mid.blank and mid.outside
+    ys, xs = np.nonzero(mid.pixels > 0.3)
+    assert xs.max() - xs.min() >= 14  # the bar below the box is in the crop
+    plain = _middle(_stroke((0.5, 0.2), (0.5, 0.8)))
+    assert not plain.blank and not plain.outside  # a digit inside its cell is not marked
+
+
+def _claim(blob, other_x0=None):
+    """``_claim_straying_mark`` on a 100 x 100 region whose cell interior is (30, 30, 40, 40),
+    box-line band 4 px, holding one component ``blob`` (y0, y1, x0, x1); the region right of
+    ``other_x0`` is another cell's interior."""
+    from pipeline.segment import _claim_straying_mark
+
+    mask = np.zeros((100, 100), np.uint8)
+    y0, y1, x0, x1 = blob
+    mask[y0:y1, x0:x1] = 1
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    inside = np.zeros_like(mask)
+    inside[30:70, 30:70] = 1
+    core = np.zeros_like(mask)
+    core[33:67, 33:67] = 1
+    lab_in = np.bincount(labels[inside > 0], minlength=n)
+    lab_core = np.bincount(labels[core > 0], minlength=n)
+    other = np.zeros(mask.shape, bool)
+    if other_x0 is not None:
+        other[30:70, other_x0:] = True
+    return _claim_straying_mark(labels, stats, lab_in, lab_core, other, 4, (30, 30, 40, 40), 4)
+
+
+def test_which_mark_an_empty_cell_claims():
+    assert _claim((55, 95, 40, 60)) == 1  # 15 of 40 rows inside, the rest below the box: claimed
+    assert _claim((66, 95, 40, 60)) is None  # 4 of 29 rows inside: under CLAIM_INSIDE
+    assert _claim((60, 72, 40, 60)) is None  # all within the box lines' band: a stroke on the ruling
+    assert _claim((60, 78, 45, 50)) is None  # not digit-sized: 18 px, under CLAIM_SIZE of the 40 px cell
+    assert _claim((40, 60, 55, 100), other_x0=75) is None  # more of it in the next cell: not this cell's
+    assert _claim((40, 60, 55, 100)) == 1  # the same with no cell there
+
+
 def test_strokes_broken_into_specks_are_joined():
     def four(img, x, y, s):
         # a "4": a solid stem, and an arm and a bar scanned as specks (2 px dots, 1 px apart),
