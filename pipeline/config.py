@@ -66,6 +66,11 @@ class TrainConfig(_Strict):
     nondigit_fraction: float = Field(0.1, ge=0, le=0.5, description="share of each batch that is non-digit marks")
     augment: AugmentConfig = AugmentConfig()
 
+    @property
+    def val_seed(self) -> int:
+        """The seed of the validation split: ``split_seed``, or ``seed`` when it is None."""
+        return self.seed if self.split_seed is None else self.split_seed
+
 
 # Lighter augmentation for fine-tuning: about half the ranges and probabilities of training,
 # so the writer's own style (the point of fine-tuning) is kept while a few crops still vary.

@@ -103,7 +103,7 @@ def validation_split(n: int, seed: int | None = None, val_size: int | None = Non
         (train indices, validation indices), int64 arrays.
     """
     defaults = TrainConfig()
-    seed = (defaults.seed if defaults.split_seed is None else defaults.split_seed) if seed is None else seed
+    seed = defaults.val_seed if seed is None else seed
     val_size = defaults.val_size if val_size is None else val_size
     perm = np.random.default_rng(seed).permutation(n)
     return perm[:-val_size], perm[-val_size:]

@@ -474,6 +474,14 @@ def _reaches_cut(st: np.ndarray, shape: tuple[int, int], cut: tuple[bool, bool, 
     return any(t and c for t, c in zip((x == 0, y == 0, x + cw >= w, y + ch >= h), cut))
 
 
+def _within_band(st: np.ndarray, interior: tuple[int, int, int, int], band: int) -> bool:
+    """Whether a component (a stats row, region px) lies wholly inside the cell interior
+    (x, y, w, h) grown by ``band`` pixels: inside the cell or in the band of its own box lines."""
+    x, y, cw, ch = (int(v) for v in st[:4])
+    ix, iy, iw, ih = interior
+    return x >= ix - band and y >= iy - band and x + cw <= ix + iw + band and y + ch <= iy + ih + band
+
+
 def _along_wall(st: np.ndarray, interior: tuple[int, int, int, int], band: int) -> str | None:
     """The side of the cell along whose box line a component lies, or None.
 
@@ -489,10 +497,10 @@ def _along_wall(st: np.ndarray, interior: tuple[int, int, int, int], band: int) 
     Returns:
         "top", "bottom", "left", "right" or None.
     """
+    if not _within_band(st, interior, band):
+        return None
     x, y, cw, ch = (int(v) for v in st[:4])
     ix, iy, iw, ih = interior
-    if x < ix - band or y < iy - band or x + cw > ix + iw + band or y + ch > iy + ih + band:
-        return None
     mx, my = x + cw / 2, y + ch / 2
     if cw >= ch and (my < iy or my >= iy + ih):
         return "top" if my < iy else "bottom"
@@ -696,16 +704,13 @@ def _claim_straying_mark(
     Returns:
         The component's label, or None.
     """
-    ix, iy, iw, ih = interior
     theirs = np.bincount(labels[other], minlength=len(lab_in))
     area = stats[:, cv2.CC_STAT_AREA]
     best, best_in = None, 0
     for i in range(1, len(lab_in)):
         if lab_core[i] < min_px or lab_in[i] < CLAIM_INSIDE * area[i] or theirs[i] >= lab_in[i]:
             continue
-        x, y, cw, ch = (int(v) for v in stats[i, :4])
-        within_band = x >= ix - band and y >= iy - band and x + cw <= ix + iw + band and y + ch <= iy + ih + band
-        if within_band or max(cw, ch) < CLAIM_SIZE * ih:
+        if _within_band(stats[i], interior, band) or max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) < CLAIM_SIZE * interior[3]:
             continue
         if lab_in[i] > best_in:
             best, best_in = i, int(lab_in[i])

@@ -149,8 +149,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     device = resolve_device(cfg.device)
     gen = seed_everything(cfg.seed)
     images, labels = load_mnist(cfg.data, "train")
-    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    tr_idx, val_idx = validation_split(len(images), split_seed, cfg.val_size)
+    tr_idx, val_idx = validation_split(len(images), cfg.val_seed, cfg.val_size)
     x_all = torch.from_numpy(images).float().div_(255).unsqueeze(1)
     y_all = torch.from_numpy(labels)
     x_tr, y_tr, x_val, y_val = x_all[tr_idx], y_all[tr_idx], x_all[val_idx], y_all[val_idx]
@@ -226,7 +225,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         preprocess=pre,
         temperature=temperature,
         classes=tuple(str(d) for d in range(10)) + (("reject",) if cfg.reject_class else ()),
-        metrics={"val_accuracy": best_acc, "val_size": cfg.val_size, "epochs": cfg.epochs, "seed": cfg.seed, "split_seed": split_seed, "width": cfg.width,
+        metrics={"val_accuracy": best_acc, "val_size": cfg.val_size, "epochs": cfg.epochs, "seed": cfg.seed, "split_seed": cfg.val_seed, "width": cfg.width,
                  "val_reject": history[-1].get("val_reject"), "train_seconds": round(time.time() - t0, 1)},
     )
     save_checkpoint(cfg.out, model)

@@ -37,7 +37,7 @@ def main() -> None:
     path = args.model or default_checkpoint_path()
     model = load_checkpoint(path)
     images, labels = load_mnist(args.data, "train")
-    _, val = validation_split(len(images), cfg.seed if cfg.split_seed is None else cfg.split_seed, cfg.val_size)
+    _, val = validation_split(len(images), cfg.val_seed, cfg.val_size)
     probs = Predictor(model, torch.device("cpu"), 1000).probabilities(images[val].astype(np.float32) / 255.0)
     top = probs[:, :10].argmax(1)
     conf = probs[np.arange(len(top)), top]
