@@ -312,3 +312,53 @@ def fill_rows(
 def _holds(d: _Cell, c: _Cell) -> bool:
     """Whether cell ``d`` is a block of grid cells around ``c``: ``c`` at least 80% inside it, ``d`` at least 1.6 times its area."""
     return d.w * d.h >= 1.6 * c.w * c.h and _overlap(c, d) >= 0.8 * c.w * c.h
+
+
+# A cell cut short by a handwritten bar is restored to its neighbour's height when rulings
+# frame the restored cell over this share of its width (as ``fill_gaps`` asks of a cell it adds).
+MIN_RULED_HEIGHT = 0.85
+
+
+def restore_heights(cells: list[_Cell], horiz_raw: np.ndarray, s: BoxSettings, min_ruled: float = MIN_RULED_HEIGHT) -> list[_Cell]:
+    """Cells that a straight handwritten bar cut short, put back to the height of their row.
+
+    The bar of a "7" or "5" drawn wall to wall across a box is a line for both finders, so
+    the cell found runs from that bar to one ruling and the digit is read without its bar (a
+    "7" read "1" at full confidence, seed 22001 ``holdout_059``). Its neighbour in the row
+    is whole: a cell of the same width (15%), beside it (gap within ``s.max_gap`` widths),
+    1.2 to 2.5 times as tall, with one edge level with the short cell's (border + 3 px).
+    The short cell is extended to the neighbour's other edge when rulings run along the
+    extended cell's top and bottom (``_framed``, ``min_ruled`` of its width) and it then
+    overlaps no other cell by more than 10% of its area. Inside the restored cell the bar is
+    handwriting: segmentation keeps line-mask pixels of the interior (``segment._box_lines``).
+
+    Args:
+        cells: cells of both finders, aligned-page pixels. horiz_raw: (H, W) uint8 0/255
+            horizontal-line mask (``page_lines``). s: cell limits (``max_gap``).
+        min_ruled: least ruled share of the restored cell's top and bottom.
+
+    Returns:
+        ``cells`` in their order, short cells replaced by the restored ones.
+    """
+    out = list(cells)
+    for i, c in enumerate(cells):
+        for d in cells:
+            if d is c or abs(d.w - c.w) > 0.15 * max(c.w, d.w) or not 1.2 * c.h <= d.h <= 2.5 * c.h:
+                continue
+            if max(d.x - (c.x + c.w), c.x - (d.x + d.w)) > s.max_gap * max(c.w, d.w):
+                continue
+            tol = max(c.border, d.border) + 3
+            if abs((c.y + c.h) - (d.y + d.h)) <= tol:
+                new = _Cell(c.x, d.y, c.w, c.y + c.h - d.y, c.border)
+            elif abs(c.y - d.y) <= tol:
+                new = _Cell(c.x, c.y, c.w, d.y + d.h - c.y, c.border)
+            else:
+                continue
+            if not _framed(new, horiz_raw, min_ruled):
+                continue
+            if any(_overlap(new, e) > 0.1 * new.w * new.h for j, e in enumerate(cells) if j != i):
+                continue
+            log.debug("cell %s cut short, restored to %s", (c.x, c.y, c.w, c.h), (new.x, new.y, new.w, new.h))
+            out[i] = new
+            break
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from .box_bands import _band_cells
 from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _trim_walled_cells, _widen_cut_cells
-from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise
+from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise, restore_heights
 from .box_holes import _candidate_cells
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
 from .types import AlignedPage, DigitBox, FieldBoxes, PageLayout
@@ -456,6 +456,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
         cells = _outside(cells, _qr_codes(aligned.image))
     cells = _drop_containers(cells)
     if s.fill_gaps and cells:
+        cells = restore_heights(cells, pl.horiz_raw, s)
         # on a page with faint cells, completion also sees the scaled-up ink's rulings and walls
         hr, mk, vt = pl.horiz_raw, mask, pl.vert
         if faint.lines is not None and faint.mask is not None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.align import align_page
 from pipeline.box_cells import BoxSettings, _Cell
-from pipeline.box_gaps import fill_gaps, fill_rows, regularise
+from pipeline.box_gaps import fill_gaps, fill_rows, regularise, restore_heights
 from pipeline.boxes import find_fields
 from pipeline.types import Page
 
@@ -250,3 +250,46 @@ def test_a_comb_of_which_two_cells_were_found_is_extended():
     # two boxes apart (a gap wider than a wall) give no pitch to extend by
     apart = [full[0], full[2]]
     assert fill_gaps([apart], mask, mask) == apart
+
+
+def _boxes_with_a_barred_seven(bar: bool = True) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A row of 4 separate boxes (66 x 93 px, 32 px apart); box 3 holds a "7" whose bar is
+    drawn straight from wall to wall a third of the way down (seed 22001 ``holdout_059``)."""
+    img = np.full((1200, 1000), 235, np.uint8)
+    x0, y0, w, h, gap = 200, 400, 66, 93, 32
+    truth = []
+    for i in range(4):
+        x = x0 + i * (w + gap)
+        cv2.rectangle(img, (x, y0), (x + w, y0 + h), 40, 3)
+        truth.append((x, y0, w, h))
+    x = x0 + 2 * (w + gap)
+    if bar:
+        cv2.line(img, (x, y0 + 31), (x + w, y0 + 31), 30, 5)
+    cv2.line(img, (x + w - 12, y0 + 33), (x + 22, y0 + h - 14), 30, 6)
+    cv2.putText(img, "4", (x0 + 16, y0 + h - 22), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 30, 4)
+    rng = np.random.default_rng(3)
+    img = np.clip(img.astype(np.float32) + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    return img, truth
+
+
+def test_a_cell_cut_short_by_a_bar_drawn_wall_to_wall_is_restored():
+    img, truth = _boxes_with_a_barred_seven()
+    without = _found(img, BoxSettings(fill_gaps=False))
+    assert not _hit(without, *truth[2])  # the finders alone cut it at the bar (else this test shows nothing)
+    found = _found(img, BoxSettings())
+    for box in truth:
+        assert _hit(found, *box), f"cell {box} not found; found {found}"
+    assert len(found) == len(truth)
+
+
+def test_restore_heights_needs_the_rulings_of_the_whole_cell():
+    row = _row(4, sp=30)
+    short = _Cell(row[2].x, row[2].y + 18, row[2].w, row[2].h - 18, 3.0)
+    cells = row[:2] + [short] + row[3:]
+    horiz = _ruled((200, 600), [(97, 100 + 4 * 70)])
+    out = restore_heights(cells, horiz, BoxSettings())
+    assert (out[2].y, out[2].h) == (row[2].y, row[2].h)
+    assert out[:2] + out[3:] == row[:2] + row[3:]
+    # no top ruling over the short cell: it is left as found
+    horiz[47:50, row[2].x - 2 : row[2].x + row[2].w + 2] = 0
+    assert restore_heights(cells, horiz, BoxSettings()) == cells
