@@ -584,3 +584,18 @@ def test_holes_framed_by_1px_rulings_are_cells():
     assert _border_thickness(lines, x0, y0, w + 1, h + 1, edge=True) == 1.0
     cells = sorted((c.x, c.y, c.w, c.h) for c in _candidate_cells(lines, lines, line_length(lines.shape), BoxSettings()))
     assert cells == [(x0 + k * w, y0, w + 1, h + 1) for k in range(n)]
+
+
+def test_a_lone_band_cell_inside_half_a_hole_gives_way_to_the_hole():
+    # the band finder cut a box at a stroke and found only its left part (seed 21001
+    # holdout_028); the hole is the whole box. Where a printed wall runs down the band cell's
+    # inner side, the hole is two cells whose wall the line mask lost: the band cell stays.
+    from pipeline.box_cells import _Cell
+    from pipeline.boxes import _prefer_holes
+
+    hole = _Cell(583, 2584, 136, 109, 7.0)
+    half = _Cell(584, 2585, 67, 107, 7.0)
+    mask = np.zeros((2800, 900), np.uint8)
+    assert _prefer_holes([half], [hole], mask) == []
+    mask[2585:2692, 653:658] = 255  # a wall at the half's right side, ruling to ruling
+    assert _prefer_holes([half], [hole], mask) == [half]
