@@ -252,7 +252,7 @@ def test_a_comb_of_which_two_cells_were_found_is_extended():
     assert fill_gaps([apart], mask, mask) == apart
 
 
-def _boxes_with_a_barred_seven(bar: bool = True) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def _boxes_with_a_barred_seven() -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """A row of 4 separate boxes (66 x 93 px, 32 px apart); box 3 holds a "7" whose bar is
     drawn straight from wall to wall a third of the way down (seed 22001 ``holdout_059``)."""
     img = np.full((1200, 1000), 235, np.uint8)
@@ -263,8 +263,7 @@ def _boxes_with_a_barred_seven(bar: bool = True) -> tuple[np.ndarray, list[tuple
         cv2.rectangle(img, (x, y0), (x + w, y0 + h), 40, 3)
         truth.append((x, y0, w, h))
     x = x0 + 2 * (w + gap)
-    if bar:
-        cv2.line(img, (x, y0 + 31), (x + w, y0 + 31), 30, 5)
+    cv2.line(img, (x, y0 + 31), (x + w, y0 + 31), 30, 5)
     cv2.line(img, (x + w - 12, y0 + 33), (x + 22, y0 + h - 14), 30, 6)
     cv2.putText(img, "4", (x0 + 16, y0 + h - 22), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 30, 4)
     rng = np.random.default_rng(3)
