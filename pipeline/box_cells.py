@@ -163,9 +163,19 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: n
     # the row's usual width, from the cells that are not themselves halves (aspect >= 0.6)
     whole = [c.w for c in group if c.w / c.h >= 0.6] or [c.w for c in group]
     med = float(np.median(whole)) if len(group) >= 3 else None
+    # a pair standing apart from the rest of its row (a separate box in halves) may also fit
+    # the width of the row's widest cells: one half of aspect 0.67 beside a whole box had
+    # made the usual width a half's (seed 22001 holdout_042). In a comb, whose cells touch,
+    # that width is a pair of cells the band finder did not split (seed 19001 holdout_017).
+    box_w = float(np.median([w for w in whole if w >= 0.75 * max(whole)])) if med else None
 
     def narrow(c: _Cell) -> bool:
         return c.w / c.h < 0.6 or (c.w < 0.75 * med if med else c.w / c.h < 0.75)
+
+    def apart(i: int, span: float) -> bool:
+        left = group[i].x - (group[i - 1].x + group[i - 1].w) if i > 0 else np.inf
+        right = group[i + 2].x - (group[i + 1].x + group[i + 1].w) if i + 2 < len(group) else np.inf
+        return min(left, right) > 0.15 * span
 
     out: list[_Cell] = []
     i = 0
@@ -177,6 +187,7 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: n
             y0, y1 = min(c.y, d.y), max(c.y + c.h, d.y + d.h)
             by_aspect = 0.6 <= span / (y1 - y0) <= 1.4 and max(c.w / c.h, d.w / d.h) < 0.6
             fits = by_aspect or (0.8 * med <= span <= 1.25 * med if med else s.min_aspect <= span / (y1 - y0) <= 1.6)
+            fits = fits or bool(box_w and 0.8 * box_w <= span <= 1.25 * box_w and apart(i, span))
             if (
                 narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.35 * (y1 - y0)
                 and not (mask is not None and _printed_wall(mask, c, d))

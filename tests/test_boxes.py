@@ -599,3 +599,17 @@ def test_a_lone_band_cell_inside_half_a_hole_gives_way_to_the_hole():
     assert _prefer_holes([half], [hole], mask) == []
     mask[2585:2692, 653:658] = 255  # a wall at the half's right side, ruling to ruling
     assert _prefer_holes([half], [hole], mask) == [half]
+
+
+def test_two_halves_of_a_split_box_beside_a_whole_one_are_merged():
+    # seed 22001 holdout_042: a 118 px box, then one split by a "4"'s stem into halves of
+    # 60 and 49 px (aspect 0.67 and 0.55); the half of aspect 0.67 passed for a whole cell and
+    # made the row's usual width 89 px, so the two halves (118 px) did not "fit" one cell
+    from pipeline.box_cells import _Cell, _merge_split_cells
+
+    row = [_Cell(323, 1121, 118, 89, 5.0), _Cell(476, 1121, 60, 89, 5.0), _Cell(545, 1121, 49, 89, 5.0)]
+    assert [(c.x, c.w) for c in _merge_split_cells(row)] == [(323, 118), (476, 118)]
+    # a comb of narrow cells (aspect 0.73) of which some came in pairs (seed 19001
+    # holdout_017): its touching single cells are not merged to the pairs' width
+    comb = [_Cell(276, 1589, 100, 67, 3.0), _Cell(378, 1589, 49, 67, 3.0), _Cell(429, 1589, 49, 67, 3.0), _Cell(480, 1589, 100, 67, 3.0)]
+    assert _merge_split_cells(comb) == comb
