@@ -136,6 +136,11 @@ def ruling_lines(ink: np.ndarray, length: int, bridge: int = 0, level: float = 0
     return out[0], out[1]
 
 
+# Band along the top and bottom of the scan, as a share of its height, where a line running
+# across the whole width is taken for a scanner-lid bar (``estimate_skew``).
+EDGE_BAND = 0.05
+
+
 def estimate_skew(horizontal: np.ndarray, min_length: int) -> tuple[float, float]:
     """Page skew from the long horizontal ruling lines.
 
@@ -145,6 +150,9 @@ def estimate_skew(horizontal: np.ndarray, min_length: int) -> tuple[float, float
     are left out: a dark scanner-lid bar or the shadow of the paper's edge lies along the
     scan, not along the paper, and as the longest "line" it outweighed a skewed page's
     rulings (a 600 dpi page skewed 2.7 degrees was left unrotated and no cell of it was found).
+    A thick bar's mask can stop short of the edge (lighting normalisation takes its inside
+    for background), so a component running from the left edge to the right edge within
+    ``EDGE_BAND`` of the top or bottom is left out too.
 
     Args:
         horizontal: (H, W) uint8 mask from ``ruling_lines``.
@@ -156,11 +164,14 @@ def estimate_skew(horizontal: np.ndarray, min_length: int) -> tuple[float, float
         (0 when no line was found; the angle is then 0).
     """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
+    H, W = horizontal.shape
     angles, weights = [], []
     for i in range(1, n):
         x, y, w, h, area = stats[i]
-        if w < 4 * min_length or h > w * 0.2 or y == 0 or y + h >= horizontal.shape[0]:
+        if w < 4 * min_length or h > w * 0.2 or y == 0 or y + h >= H:
             continue
+        if x == 0 and x + w >= W and (y + h >= (1 - EDGE_BAND) * H or y <= EDGE_BAND * H):
+            continue  # across the whole scan near its top or bottom: a thick bar whose mask stops short of the edge
         ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
         if len(xs) < 10:
             continue
