@@ -7,6 +7,7 @@ the digit's bounding box is scaled to fit a 20x20 box with its aspect ratio kept
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -46,6 +47,7 @@ class SegmentSettings:
     blank_ink: float = 0.006  # below this share of the cell covered by ink: blank
     blank_extent: float = 0.22  # below this largest extent (of the cell height): blank
     own_walls: bool = False  # remove the cell's own rulings found in its raw ink, not the page's line mask (_own_walls)
+    drop_running_in: bool = False  # drop a neighbour's stroke running in from beyond the searched region (_drop_neighbours_marks)
 
 
 def to_mnist(patch: np.ndarray) -> np.ndarray:
@@ -523,7 +525,7 @@ def _line_residue(stats: np.ndarray, cand: list[int], interior: tuple[int, int, 
 
 def _attach_across_walls(
     labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, outside: np.ndarray, ink: np.ndarray, reach: int, cut: tuple[bool, bool, bool, bool],
-    interior: tuple[int, int, int, int] | None = None, band: int = 0,
+    interior: tuple[int, int, int, int] | None = None, band: int = 0, foreign: list[tuple[int, int]] | None = None,
 ) -> list[tuple[int, int]]:
     """Keep the parts of the cell's digit that stray over its box line.
 
@@ -546,36 +548,49 @@ def _attach_across_walls(
         cut: (left, top, right, bottom) sides of the region that are not the page edge.
         interior: (x, y, w, h) of the cell interior, region px; with ``band`` (pixels, the
             width of the cell's own box lines' band) it marks box-line residue. None: no test.
+        foreign: when a list, filled (not attached) with the (component, kept) pairs of
+            candidates that run on beyond the region and meet a kept component across the
+            line the same way: a neighbour's stroke reaching into the cell
+            (``SegmentSettings.drop_running_in``).
 
     Returns:
         (attached, kept) label pairs: each attached component with the kept components it met.
     """
     h, w = labels.shape
     links: list[tuple[int, int]] = []
-    cand = []
+    cand, runs = [], []
     for i in np.nonzero(outside & ~keep)[0]:
-        if not _reaches_cut(stats[i], (h, w), cut):
-            cand.append(i)
+        (runs if _reaches_cut(stats[i], (h, w), cut) else cand).append(i)
     if interior is not None:
         residue = _line_residue(stats, cand, interior, band)
         cand = [i for i in cand if i not in residue]
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+
+    def met(i: int, near_kept: np.ndarray) -> set[int] | None:
+        """The kept components that component ``i`` meets across the line; None: it meets none."""
+        x, y, cw, ch = stats[i, :4]
+        a0, b0, a1, b1 = max(0, x - reach), max(0, y - reach), min(w, x + cw + reach), min(h, y + ch + reach)
+        own = cv2.dilate((labels[b0:b1, a0:a1] == i).astype(np.uint8), k) > 0
+        meet = own & near_kept[b0:b1, a0:a1] & ink[b0:b1, a0:a1]
+        if not meet.any():
+            return None
+        near = cv2.dilate(meet.astype(np.uint8), k) > 0
+        return {int(j) for j in np.unique(labels[b0:b1, a0:a1][near]) if j and j != i and keep[j]}
+
+    if foreign is not None and runs and keep.any():
+        near_kept = cv2.dilate(keep[labels].astype(np.uint8), k) > 0
+        foreign.extend((int(i), j) for i in runs for j in met(i, near_kept) or ())
     if not cand:
         return links
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     for _ in range(2):
         near_kept = cv2.dilate(keep[labels].astype(np.uint8), k) > 0
         added = False
         for i in cand:
             if keep[i]:
                 continue
-            x, y, cw, ch = stats[i, :4]
-            a0, b0, a1, b1 = max(0, x - reach), max(0, y - reach), min(w, x + cw + reach), min(h, y + ch + reach)
-            own = cv2.dilate((labels[b0:b1, a0:a1] == i).astype(np.uint8), k) > 0
-            meet = own & near_kept[b0:b1, a0:a1] & ink[b0:b1, a0:a1]
-            if meet.any():
-                near = cv2.dilate(meet.astype(np.uint8), k) > 0
-                met = {int(j) for j in np.unique(labels[b0:b1, a0:a1][near]) if j and j != i and keep[j]}
-                links.extend((int(i), j) for j in met)
+            found = met(i, near_kept)
+            if found is not None:
+                links.extend((int(i), j) for j in found)
                 keep[i] = added = True
         if not added:
             break
@@ -717,7 +732,10 @@ def _claim_straying_mark(
     return best
 
 
-def _drop_neighbours_marks(labels: np.ndarray, keep: np.ndarray, links: list[tuple[int, int]], inside: np.ndarray, other: np.ndarray) -> None:
+def _drop_neighbours_marks(
+    labels: np.ndarray, keep: np.ndarray, links: list[tuple[int, int]], inside: np.ndarray, other: np.ndarray,
+    foreign: Sequence[tuple[int, int]] = (), runs: np.ndarray | None = None,
+) -> None:
     """Unkeep a neighbour's digit that reaches into the cell beside this cell's own mark.
 
     Kept components are grouped by the links made across the box lines
@@ -730,10 +748,20 @@ def _drop_neighbours_marks(labels: np.ndarray, keep: np.ndarray, links: list[tup
     written over the shared wall (its pieces on both sides) was taken for the cell's own
     mark and its main part dropped (development forms, seeds 100-12001).
 
+    A neighbour's stroke that runs on beyond the searched region is seen only in part, so
+    its pixels in other cells understate it. With ``runs`` and ``foreign``
+    (``SegmentSettings.drop_running_in``) a group is also dropped when its pixels outside
+    this cell, counting those of a kept member that runs on and of the unkept pieces beyond
+    the line that it meets (``foreign``), outnumber its pixels inside, provided the cell's
+    own digit (the largest group lying mostly inside) has more pixels inside than it: a
+    speck inside the cell must not make a digit that touches a neighbour's stroke give way.
+
     Args:
         labels: (h, w) int32 component labels. keep: (n,) bool, updated in place.
         links: (a, b) label pairs joined across a line. inside, other: (h, w) masks of this
             cell's interior and of the other cells' interiors.
+        foreign: (unkept component, kept component) pairs from ``_attach_across_walls``.
+        runs: (n,) bool, components that run on beyond the region; None: the rule is off.
     """
     parent = list(range(keep.size))
 
@@ -747,16 +775,23 @@ def _drop_neighbours_marks(labels: np.ndarray, keep: np.ndarray, links: list[tup
         parent[root(a)] = root(b)
     own = np.bincount(labels[inside > 0], minlength=keep.size)
     theirs = np.bincount(labels[other], minlength=keep.size)
-    groups: dict[int, list] = {}  # root -> [pixels inside this cell, inside others, members]
+    area = np.bincount(labels.ravel(), minlength=keep.size)
+    beyond = np.where(runs, area - own, theirs) if runs is not None else theirs
+    groups: dict[int, list] = {}  # root -> [pixels inside this cell, inside others, outside it (runs counted), members]
     for i in np.nonzero(keep)[0]:
-        g = groups.setdefault(root(i), [0, 0, []])
+        g = groups.setdefault(root(i), [0, 0, 0, []])
         g[0] += own[i]
         g[1] += theirs[i]
-        g[2].append(i)
-    if not any(o > 2 * t for o, t, _ in groups.values()):
+        g[2] += beyond[i]
+        g[3].append(i)
+    for i, j in {(i, root(j)) for i, j in foreign}:
+        if j in groups:
+            groups[j][2] += area[i] - own[i]
+    anchor = max((o for o, t, _, _ in groups.values() if o > 2 * t), default=None)
+    if anchor is None:
         return
-    for o, t, members in groups.values():
-        if t > o:
+    for o, t, far, members in groups.values():
+        if t > o or (far > o and o < anchor):
             keep[members] = False
 
 
@@ -810,8 +845,10 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
                 keep[claimed] = True
         outside = (lab_in < s.min_inside * area) & (area >= min_px)
         outside[0] = False
-        links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped, (cx0, cy0, w, h), d + 2)
-        _drop_neighbours_marks(labels, keep, links, inside, other)
+        foreign: list[tuple[int, int]] | None = [] if s.drop_running_in else None
+        links = _attach_across_walls(labels, stats, keep, outside, raw, d + 2, clipped, (cx0, cy0, w, h), d + 2, foreign)
+        runs = np.array([i > 0 and _reaches_cut(stats[i], labels.shape, clipped) for i in range(n)]) if s.drop_running_in else None
+        _drop_neighbours_marks(labels, keep, links, inside, other, foreign or (), runs)
     kept = keep[labels]
     if n > 1:
         kept = _cut_run_on(kept, labels, keep, stats, line, inside, clipped)

@@ -405,3 +405,39 @@ def test_a_verdict_the_second_reading_does_not_beat_is_kept():
     (form,) = run_mod.classify_pages([it], Unsure(), threshold=0.9)
     mid = form.fields[0].digits[1]
     assert mid.prediction.digit == 3 and mid.flagged and not mid.crop.reread
+
+
+def _running_in_page():
+    """A 3-cell comb whose middle cell holds a "1" and the end of a stroke of the right
+    cell, which runs in over the shared wall from beyond the region searched around the
+    middle cell (0.3 cell sides)."""
+    img = np.full((160, 260), 255, np.uint8)
+    for k in range(4):
+        cv2.line(img, (40 + 60 * k, 40), (40 + 60 * k, 100), 0, 2)
+    cv2.line(img, (40, 40), (220, 40), 0, 2)
+    cv2.line(img, (40, 100), (220, 100), 0, 2)
+    cv2.line(img, (128, 52), (128, 88), 0, 3)
+    cv2.line(img, (138, 84), (196, 93), 0, 3)
+    return img
+
+
+def test_a_neighbours_stroke_running_in_is_left_out_when_the_cell_is_read_again():
+    from pipeline.types import Page
+
+    class SureOfALoneStroke(_TwoPassPredictor):
+        """Unsure ("3" at 0.55) of any crop with ink right of its centre; sure of a "1" otherwise."""
+
+        def probabilities(self, pixels):
+            self.calls += 1
+            p = np.full((len(pixels), 10), 0.05, np.float32)
+            clean = (pixels[:, :, 18:] > 0.3).sum(axis=(1, 2)) == 0
+            p[clean, 1] = 1.0
+            p[~clean, 3] = 0.55
+            return p / p.sum(axis=1, keepdims=True)
+
+    it = run_mod.prepare_page(Page(Path("t.png"), 0, _running_in_page(), None), orientation=False)
+    (form,) = run_mod.classify_pages([it], SureOfALoneStroke(), threshold=0.9)
+    mid = form.fields[0].digits[1]
+    assert mid.prediction.digit == 1 and mid.flagged and mid.crop.reread
+    # the first reading kept the stroke's end: without the re-reading the cell reads "3"
+    assert (it.crops[0][1].pixels[:, 18:] > 0.3).sum() > 0

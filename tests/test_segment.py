@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.align import align_page
 from pipeline.boxes import find_fields
-from pipeline.segment import CENTRE, _along_wall, _attach_across_walls, _run_on, segment_cell, to_mnist
+from pipeline.segment import CENTRE, SegmentSettings, _along_wall, _attach_across_walls, _run_on, segment_cell, to_mnist
 from pipeline.types import Page
 
 
@@ -170,10 +170,10 @@ def _stem_and_bar(img, x, y, s, bar_from):
     cv2.line(img, (bar_from, y + int(0.6 * s)), (stem + 6, y + int(0.6 * s)), 0, 3)
 
 
-def _middle(draw):
+def _middle(draw, settings=None):
     """The middle cell's crop after ``draw`` on the found comb (``_drawn_on_found_comb``)."""
     lay = _drawn_on_found_comb(draw)
-    return segment_cell(lay, lay.fields[0].cells[1])
+    return segment_cell(lay, lay.fields[0].cells[1], settings=settings)
 
 
 def _stroke(p0, p1, t=4):
@@ -474,3 +474,36 @@ def test_own_walls_are_the_rulings_of_the_raw_ink_not_the_handwriting_in_the_lin
     assert not out[10:50, 15:18].any() and not out[10:50, 20:22].any()  # ... the stroke beside it is not
     # a side with no ruling in the raw ink keeps the page's mask there
     assert (out[10:50, 50:60] == line[10:50, 50:60]).all()
+
+
+def test_a_neighbours_stroke_running_in_from_beyond_the_search_region_is_dropped_beside_the_cells_own_digit():
+    def one(img, x, y, s):
+        cv2.line(img, (x + int(0.3 * s), y + int(0.2 * s)), (x + int(0.3 * s), y + int(0.8 * s)), 0, 3)
+
+    def tail(img, x, y, s):
+        # the right cell's stroke reaching over the shared wall, about half of it in the middle cell,
+        # and running on past the region searched around it (0.3 cell sides)
+        cv2.line(img, (x + int(0.64 * s), y + int(0.75 * s)), (x + int(1.6 * s), y + int(0.9 * s)), 0, 3)
+
+    def both(img, x, y, s):
+        one(img, x, y, s)
+        tail(img, x, y, s)
+
+    mid = _middle(both, SegmentSettings(drop_running_in=True))
+    assert not mid.blank
+    assert (mid.pixels[:, 18:] > 0.3).sum() == 0  # the "1" alone, centred: nothing on its right
+    # without a mark of its own the cell keeps the part inside it (and ``run_on`` shows it)
+    alone = _middle(tail, SegmentSettings(drop_running_in=True))
+    assert not alone.blank
+
+
+def test_a_digit_touching_a_neighbours_running_stroke_does_not_give_way_to_a_speck():
+    def draw(img, x, y, s):
+        # the cell's "0", one piece with a neighbour's heavy stroke that runs on past the
+        # searched region (more of the piece lies outside the cell than inside), and a speck
+        cv2.ellipse(img, (x + int(0.74 * s), y + s // 2), (int(0.2 * s), int(0.28 * s)), 0, 0, 360, 0, 2)
+        cv2.line(img, (x + s + 3, y + s // 2), (x + int(1.7 * s), y + s // 2), 0, 15)
+        cv2.circle(img, (x + int(0.25 * s), y + int(0.3 * s)), 2, 0, -1)
+
+    mid = _middle(draw, SegmentSettings(drop_running_in=True))
+    assert not mid.blank and mid.extent > 0.5  # the ring is kept (the speck alone would read blank)
