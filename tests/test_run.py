@@ -441,3 +441,36 @@ def test_a_neighbours_stroke_running_in_is_left_out_when_the_cell_is_read_again(
     assert mid.prediction.digit == 1 and mid.flagged and mid.crop.reread
     # the first reading kept the stroke's end: without the re-reading the cell reads "3"
     assert (it.crops[0][1].pixels[:, 18:] > 0.3).sum() > 0
+
+
+def test_a_flagged_digit_is_also_read_from_a_wider_search_region():
+    from pipeline.segment import SegmentSettings, segment_cell
+    from pipeline.types import Page
+
+    img = np.full((160, 260), 255, np.uint8)
+    for k in range(4):
+        cv2.line(img, (40 + 60 * k, 40), (40 + 60 * k, 100), 0, 2)
+    cv2.line(img, (40, 40), (220, 40), 0, 2)
+    cv2.line(img, (40, 100), (220, 100), 0, 2)
+    # the middle cell's "7": its bar runs out over the right wall and ends just beyond the
+    # region searched around the cell (0.3 cell sides), so the first reading cuts it at the wall
+    cv2.line(img, (118, 55), (176, 72), 0, 3)
+    cv2.line(img, (118, 55), (118, 90), 0, 3)
+    it = run_mod.prepare_page(Page(Path("t.png"), 0, img, None), orientation=False)
+    cell = it.layout.fields[0].cells[1]
+    wide = segment_cell(it.layout, cell, settings=SegmentSettings(margin=run_mod.REREAD_MARGIN))
+    assert it.crops[0][1].in_other < 0.05 and wide.in_other > 0.1  # only the wide one keeps the bar's end
+
+    class SureOfTheWideReading(_TwoPassPredictor):
+        def probabilities(self, pixels):
+            self.calls += 1
+            p = np.full((len(pixels), 10), 0.05, np.float32)
+            wide_one = np.array([np.array_equal(x, wide.pixels) for x in pixels])
+            p[wide_one, 7] = 1.0
+            p[~wide_one, 3] = 0.55
+            return p / p.sum(axis=1, keepdims=True)
+
+    (form,) = run_mod.classify_pages([it], SureOfTheWideReading(), threshold=0.9)
+    mid = form.fields[0].digits[1]
+    assert mid.prediction.digit == 7 and mid.flagged and mid.crop.reread
+    assert np.array_equal(mid.crop.pixels, wide.pixels)
