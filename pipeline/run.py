@@ -232,7 +232,7 @@ def reread_doubtful(
     follows strokes ``REREAD_MARGIN`` cell sides out instead of 0.3, which sees more of a
     stroke crossing the ruling. On the 16 development sets the first read 5 more
     ``holdout``-style and 3 more ``sample``-style digits right (of 11,562 and 6,843) and
-    the second 2 and 4 more again (5 gained and 3 lost on ``holdout``), with the same digits
+    the second 2 and 4 more again (10 gained and 8 lost on ``holdout``), with the same digits
     flagged and the same errors left unflagged. Applied to every cell in the first
     segmentation instead, ``drop_running_in`` read 3 and 2 more right and flagged 11 fewer,
     but left 4 more misreads unflagged (a digit's own stroke straying far over its wall was
