@@ -344,6 +344,22 @@ def test_printed_text_turns_a_page_whose_digits_look_alike_upside_down(tmp_path:
     assert sum(a == b for a, b in zip("".join(f.value for f in upright.fields), "".join(values))) >= 0.9 * len("".join(values))
 
 
+def _sure_where(sure, digit):
+    """A predictor sure of ``digit`` for the crops where ``sure`` ((n, 28, 28) -> (n,) bool)
+    holds, and unsure of a "3" (0.55) elsewhere."""
+
+    class Predictor(_TwoPassPredictor):
+        def probabilities(self, pixels):
+            self.calls += 1
+            p = np.full((len(pixels), 10), 0.05, np.float32)
+            yes = sure(pixels)
+            p[yes, digit] = 1.0
+            p[~yes, 3] = 0.55
+            return p / p.sum(axis=1, keepdims=True)
+
+    return Predictor()
+
+
 class _TwoPassPredictor:
     """Unsure of everything on the first pass; sure of a "7" on any later one (the re-reading)."""
 
@@ -362,15 +378,21 @@ class _TwoPassPredictor:
         return p / p.sum(axis=1, keepdims=True)
 
 
-def _crossing_page():
-    """A 3-cell comb whose middle cell holds a "2" with its heavy base drawn along the bottom
-    ruling: the page's line mask takes in the base, the cell's own ruling in the raw ink
-    does not, so the two segmentations differ."""
+def _comb_page():
+    """A blank page with a 3-cell comb: cells 60 px wide from x = 40, rulings at y = 40 and 100."""
     img = np.full((160, 260), 255, np.uint8)
     for k in range(4):
         cv2.line(img, (40 + 60 * k, 40), (40 + 60 * k, 100), 0, 2)
     cv2.line(img, (40, 40), (220, 40), 0, 2)
     cv2.line(img, (40, 100), (220, 100), 0, 2)
+    return img
+
+
+def _crossing_page():
+    """A 3-cell comb whose middle cell holds a "2" with its heavy base drawn along the bottom
+    ruling: the page's line mask takes in the base, the cell's own ruling in the raw ink
+    does not, so the two segmentations differ."""
+    img = _comb_page()
     cv2.ellipse(img, (128, 62), (12, 10), 0, 180, 390, 0, 3)
     cv2.line(img, (138, 68), (112, 99), 0, 3)
     cv2.line(img, (112, 99), (146, 99), 0, 5)
@@ -411,11 +433,7 @@ def _running_in_page():
     """A 3-cell comb whose middle cell holds a "1" and the end of a stroke of the right
     cell, which runs in over the shared wall from beyond the region searched around the
     middle cell (0.3 cell sides)."""
-    img = np.full((160, 260), 255, np.uint8)
-    for k in range(4):
-        cv2.line(img, (40 + 60 * k, 40), (40 + 60 * k, 100), 0, 2)
-    cv2.line(img, (40, 40), (220, 40), 0, 2)
-    cv2.line(img, (40, 100), (220, 100), 0, 2)
+    img = _comb_page()
     cv2.line(img, (128, 52), (128, 88), 0, 3)
     cv2.line(img, (138, 84), (196, 93), 0, 3)
     return img
@@ -424,19 +442,9 @@ def _running_in_page():
 def test_a_neighbours_stroke_running_in_is_left_out_when_the_cell_is_read_again():
     from pipeline.types import Page
 
-    class SureOfALoneStroke(_TwoPassPredictor):
-        """Unsure ("3" at 0.55) of any crop with ink right of its centre; sure of a "1" otherwise."""
-
-        def probabilities(self, pixels):
-            self.calls += 1
-            p = np.full((len(pixels), 10), 0.05, np.float32)
-            clean = (pixels[:, :, 18:] > 0.3).sum(axis=(1, 2)) == 0
-            p[clean, 1] = 1.0
-            p[~clean, 3] = 0.55
-            return p / p.sum(axis=1, keepdims=True)
-
     it = run_mod.prepare_page(Page(Path("t.png"), 0, _running_in_page(), None), orientation=False)
-    (form,) = run_mod.classify_pages([it], SureOfALoneStroke(), threshold=0.9)
+    no_ink_on_the_right = _sure_where(lambda px: (px[:, :, 18:] > 0.3).sum(axis=(1, 2)) == 0, 1)
+    (form,) = run_mod.classify_pages([it], no_ink_on_the_right, threshold=0.9)
     mid = form.fields[0].digits[1]
     assert mid.prediction.digit == 1 and mid.flagged and mid.crop.reread
     # the first reading kept the stroke's end: without the re-reading the cell reads "3"
@@ -447,11 +455,7 @@ def test_a_flagged_digit_is_also_read_from_a_wider_search_region():
     from pipeline.segment import SegmentSettings, segment_cell
     from pipeline.types import Page
 
-    img = np.full((160, 260), 255, np.uint8)
-    for k in range(4):
-        cv2.line(img, (40 + 60 * k, 40), (40 + 60 * k, 100), 0, 2)
-    cv2.line(img, (40, 40), (220, 40), 0, 2)
-    cv2.line(img, (40, 100), (220, 100), 0, 2)
+    img = _comb_page()
     # the middle cell's "7": its bar runs out over the right wall and ends just beyond the
     # region searched around the cell (0.3 cell sides), so the first reading cuts it at the wall
     cv2.line(img, (118, 55), (176, 72), 0, 3)
@@ -461,16 +465,8 @@ def test_a_flagged_digit_is_also_read_from_a_wider_search_region():
     wide = segment_cell(it.layout, cell, settings=SegmentSettings(margin=run_mod.REREAD_MARGIN))
     assert it.crops[0][1].in_other < 0.05 and wide.in_other > 0.1  # only the wide one keeps the bar's end
 
-    class SureOfTheWideReading(_TwoPassPredictor):
-        def probabilities(self, pixels):
-            self.calls += 1
-            p = np.full((len(pixels), 10), 0.05, np.float32)
-            wide_one = np.array([np.array_equal(x, wide.pixels) for x in pixels])
-            p[wide_one, 7] = 1.0
-            p[~wide_one, 3] = 0.55
-            return p / p.sum(axis=1, keepdims=True)
-
-    (form,) = run_mod.classify_pages([it], SureOfTheWideReading(), threshold=0.9)
+    the_wide_reading = _sure_where(lambda px: np.array([np.array_equal(x, wide.pixels) for x in px]), 7)
+    (form,) = run_mod.classify_pages([it], the_wide_reading, threshold=0.9)
     mid = form.fields[0].digits[1]
     assert mid.prediction.digit == 7 and mid.flagged and mid.crop.reread
     assert np.array_equal(mid.crop.pixels, wide.pixels)
