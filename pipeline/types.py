@@ -133,7 +133,7 @@ class DigitCrop:
     run_on: float = 0.0  # kept mark's length along the edges of the searched region (strokes running on beyond it), in cell heights
     vote_pixels: np.ndarray | None = None  # (28, 28) float32 crop for the orientation vote when it differs from ``pixels`` (speckled strokes), else None
     outside: bool = False  # the mark read lies mostly outside the cell: nothing of the cell's own was found (segment._claim_straying_mark)
-    reread: bool = False  # a second segmentation (``SegmentSettings.own_walls``) read after the first reading was flagged; the verdict stays flagged
+    reread: bool = False  # another segmentation (own walls, drop_running_in or a wider margin; run.reread_doubtful) read after the first reading was flagged; the verdict stays flagged
 
 
 @dataclass(frozen=True, slots=True)
