@@ -54,6 +54,7 @@ CROSS_LEVEL = 0.25
 FLAG_CUT_MARK = "cut_mark"  # the mark read runs on beyond the area searched around the cell: the crop holds only part of it
 FLAG_OUTSIDE_CELL = "outside_cell"  # the mark read lies mostly outside the cell (a digit written over its box, or a neighbour's)
 FLAG_REREAD = "reread"  # the first reading was doubtful; this one, from a second segmentation, the model finds more likely (run.reread_doubtful)
+FLAG_IN_TEXT = "in_text"  # a single cell standing in a line of printed letters: likely a letter taken for a box (boxes._in_text_line)
 # A digit is flagged when its kept strokes lie along the edges of the search region (0.3 cell
 # sides around the box) over at least RUN_ON_LEVEL cell heights (``DigitCrop.run_on``). On the
 # development forms (seeds 100, 200, 300, 8000, 11000, 11001; 2,617 marks read) it catches 3 of
@@ -180,6 +181,8 @@ def assemble_form(
     cell (``CROSS_LEVEL``; flag ``crosses_cell``) or running on beyond the region searched
     around the cell (``RUN_ON_LEVEL``; flag ``cut_mark``). A verdict taken from a second
     segmentation after the first was flagged (``DigitCrop.reread``) stays flagged (``reread``).
+    A mark read in a single cell that stands in a line of printed letters (``FieldBoxes.in_text``)
+    is flagged ``in_text``: the "cell" is likely a letter's bowl read as a "1" or "0".
     A field is flagged when any of its cells is, or when a blank cell sits between written
     digits. Field confidence is the probability that the whole value is right
     (``field_confidence``: the product of its cells' confidences, corrected for the errors of
@@ -205,10 +208,10 @@ def assemble_form(
         cells = list(zip(fb.cells, crops[fi], predictions[fi]))
         if upside_down:
             cells.reverse()
-        reasons = [_digit_flags(crop, pred, threshold) for _, crop, pred in cells]
+        reasons = [_digit_flags(crop, pred, threshold) + ((FLAG_IN_TEXT,) if fb.in_text and not crop.blank else ()) for _, crop, pred in cells]
         digits = tuple(DigitResult(cell, crop, pred, flagged=bool(r)) for (cell, crop, pred), r in zip(cells, reasons))
         value = "".join(str(d.prediction.digit) for d in digits if d.prediction.digit is not None)
-        flags = [name for name in _DIGIT_FLAGS if any(name in r for r in reasons)]
+        flags = [name for name in (*_DIGIT_FLAGS, FLAG_IN_TEXT) if any(name in r for r in reasons)]
         written = [i for i, d in enumerate(digits) if not d.blank]
         if written and any(digits[i].blank for i in range(written[0], written[-1] + 1)):
             flags.append(FLAG_EMBEDDED_BLANK)

@@ -439,6 +439,74 @@ def _frame_ink(ink: np.ndarray, c: _Cell) -> float:
     return float((ring > 0.22).mean())
 
 
+TEXT_HEIGHT = (0.75, 1.33)  # a letter's height over the cell frame's (_in_text_line)
+TEXT_GAP = 0.35  # largest gap between letters of a word, in frame heights
+TEXT_LETTERS = 2  # letters chained on one side that make a word
+
+
+def _in_text_line(mask: np.ndarray, c: _Cell) -> bool:
+    """Whether a single cell's frame stands in a line of printed letters of its own height.
+
+    The bowl of a bold capital ("D", "O") or the gap between two letters of a title can pass
+    for a box, and the letter's stem then reads as a confident "1". The cell's frame is the
+    ink components touching its border (3 px band); letters are other components 0.75-1.33
+    times the frame's height (``TEXT_HEIGHT``), their top within 0.2 of that height of the
+    frame's, at most 1.5 heights wide and not themselves box frames (inked along 60% of their
+    bounding box's border). The cell is in a text line when at least ``TEXT_LETTERS`` such
+    letters follow one another on one side, each within ``TEXT_GAP`` frame heights of the
+    last. A box between labels ("Q2 [ ] Q3") is not: its labels are smaller and stand apart.
+    Measured on the synthetic development forms (18 sets, 1,405 single-cell fields, on the
+    stored images): 39 false cells (6 of them unflagged digits) and 9 real cells (6 of them
+    unflagged digits) meet the test.
+
+    Args:
+        mask: (H, W) uint8 0/255 ink mask of the aligned page. c: the cell (aligned px).
+
+    Returns:
+        True when the cell is taken for part of a printed word.
+    """
+    H, W = mask.shape
+    x0, y0, x1, y1 = max(0, c.x - 6 * c.w), max(0, c.y - c.h), min(W, c.x + 7 * c.w), min(H, c.y + 2 * c.h)
+    win = (mask[y0:y1, x0:x1] > 0).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(win, connectivity=8)
+    cx, cy = c.x - x0, c.y - y0
+    band = np.zeros_like(win)
+    band[max(0, cy - 3) : cy + c.h + 3, max(0, cx - 3) : cx + c.w + 3] = 1
+    band[cy + 3 : cy + c.h - 3, cx + 3 : cx + c.w - 3] = 0
+    walls = {int(i) for i in np.unique(lab[(band > 0) & (win > 0)]) if i}
+    if not walls:
+        return False
+    fx0 = min(int(st[i, 0]) for i in walls)
+    fx1 = max(int(st[i, 0] + st[i, 2]) for i in walls)
+    fy0 = min(int(st[i, 1]) for i in walls)
+    fh = max(int(st[i, 1] + st[i, 3]) for i in walls) - fy0
+
+    def box_frame(i: int) -> bool:
+        a, b, cw, ch = (int(v) for v in st[i, :4])
+        sub = lab[b : b + ch, a : a + cw] == i
+        return cw >= 0.5 * fh and float(np.concatenate([sub[0], sub[-1], sub[:, 0], sub[:, -1]]).mean()) >= 0.6
+
+    letters = [
+        i for i in range(1, n)
+        if i not in walls and TEXT_HEIGHT[0] * fh <= st[i, 3] <= TEXT_HEIGHT[1] * fh and abs(int(st[i, 1]) - fy0) <= 0.2 * fh
+        and st[i, 2] <= 1.5 * fh and st[i, cv2.CC_STAT_AREA] >= 10 and not box_frame(i)
+    ]
+
+    def chained(left: bool) -> int:
+        edge, k = (fx0, 0) if left else (fx1, 0)
+        for i in sorted(letters, key=lambda i: -(st[i, 0] + st[i, 2]) if left else st[i, 0]):
+            a, b = int(st[i, 0]), int(st[i, 0] + st[i, 2])
+            gap = edge - b if left else a - edge
+            if gap > TEXT_GAP * fh:
+                break
+            if gap >= -0.1 * fh:
+                k += 1
+                edge = a if left else b
+        return k
+
+    return max(chained(True), chained(False)) >= TEXT_LETTERS
+
+
 def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> PageLayout:
     """Find the digit cells of an aligned page and group them into fields in reading order.
 
@@ -485,8 +553,12 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
         gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
         border = max(c.border for c in g)
         kind = "single" if len(g) == 1 else ("comb" if max(gaps) <= 3 * border + 2 else "boxes")
+        in_text = kind == "single" and _in_text_line(mask, g[0])
         fields.append(
-            FieldBoxes(index=fi, name=f"field_{fi + 1}", box=aligned.box_to_source((x0, y0, x1 - x0, y1 - y0)), cells=digit_boxes, kind=kind)
+            FieldBoxes(
+                index=fi, name=f"field_{fi + 1}", box=aligned.box_to_source((x0, y0, x1 - x0, y1 - y0)), cells=digit_boxes, kind=kind,
+                in_text=in_text,
+            )
         )
     line_width = float(np.median([c.border for c in cells])) if cells else 1.0
     log.debug("%s p%d: %d cells in %d fields", aligned.page.source, aligned.page.number, len(cells), len(fields))

@@ -105,6 +105,7 @@ class FieldBoxes:
     box: Box  # x, y, w, h of the union of its cells in source pixels
     cells: tuple[DigitBox, ...]  # left to right
     kind: str = "comb"  # "comb" | "boxes" | "single"
+    in_text: bool = False  # a single cell whose frame stands in a line of printed letters of its height (boxes._in_text_line)
 
 
 @dataclass(frozen=True, slots=True)

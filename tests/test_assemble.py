@@ -409,3 +409,15 @@ def test_a_mark_read_from_outside_the_cell_is_flagged_outside_cell():
     ], [pred(6, 0.999), pred(7, 0.999), pred(None, 1.0)])
     assert [x.flagged for x in field.digits] == [False, True, False]
     assert field.flags == (FLAG_OUTSIDE_CELL,)
+
+
+def test_a_mark_in_a_cell_standing_in_printed_text_is_flagged_but_a_blank_one_is_not():
+    from dataclasses import replace
+
+    from pipeline.assemble import FLAG_IN_TEXT
+
+    lay = make_layout([1, 1, 1])
+    lay = replace(lay, fields=(replace(lay.fields[0], kind="single", in_text=True), replace(lay.fields[1], kind="single", in_text=True), lay.fields[2]))
+    letter, blank, box = build(lay, [[(1, 0.999)], [(None, 1.0)], [(1, 0.999)]]).fields
+    assert letter.flagged and letter.flags == (FLAG_IN_TEXT,) and letter.digits[0].flagged
+    assert not blank.flagged and not box.flagged

@@ -613,3 +613,35 @@ def test_two_halves_of_a_split_box_beside_a_whole_one_are_merged():
     # holdout_017): its touching single cells are not merged to the pairs' width
     comb = [_Cell(276, 1589, 100, 67, 3.0), _Cell(378, 1589, 49, 67, 3.0), _Cell(429, 1589, 49, 67, 3.0), _Cell(480, 1589, 100, 67, 3.0)]
     assert _merge_split_cells(comb) == comb
+
+
+def _frame_among(neighbours):
+    """A 40 x 60 px frame (6 px strokes) at x = 200 on a blank mask, and ``neighbours``: (x, y,
+    w, h, outline) rectangles drawn filled (letters' stems) or as outlines (box frames)."""
+    from pipeline.box_cells import _Cell
+
+    mask = np.zeros((200, 600), np.uint8)
+    cv2.rectangle(mask, (200, 70), (239, 129), 255, 6)
+    for x, y, w, h, outline in neighbours:
+        cv2.rectangle(mask, (x, y), (x + w - 1, y + h - 1), 255, 3 if outline else -1)
+    return mask, _Cell(203, 73, 34, 54, 6.0)
+
+
+def test_a_single_cell_in_a_line_of_letters_of_its_height_is_taken_for_a_letter():
+    from pipeline.boxes import _in_text_line
+
+    # two stems of its height just left of it, as in a title word ("RECORD": the bowl of the "D")
+    mask, cell = _frame_among([(150, 70, 12, 60, False), (172, 70, 12, 60, False)])
+    assert _in_text_line(mask, cell)
+    # one letter is not a word
+    mask, cell = _frame_among([(172, 70, 12, 60, False)])
+    assert not _in_text_line(mask, cell)
+    # nor are two standing a letter's height away
+    mask, cell = _frame_among([(100, 70, 12, 60, False), (122, 70, 12, 60, False)])
+    assert not _in_text_line(mask, cell)
+    # a box between labels ("Q2 [ ] Q3"): the labels are smaller and stand apart
+    mask, cell = _frame_among([(120, 88, 14, 36, False), (140, 88, 14, 36, False), (280, 88, 14, 36, False), (300, 88, 14, 36, False)])
+    assert not _in_text_line(mask, cell)
+    # a row of separate boxes of the same height, close together: box frames are not letters
+    mask, cell = _frame_among([(100, 70, 40, 60, True), (150, 70, 40, 60, True), (250, 70, 40, 60, True)])
+    assert not _in_text_line(mask, cell)
