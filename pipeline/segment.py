@@ -775,7 +775,9 @@ def _drop_neighbours_marks(
         parent[root(a)] = root(b)
     own = np.bincount(labels[inside > 0], minlength=keep.size)
     theirs = np.bincount(labels[other], minlength=keep.size)
-    area = np.bincount(labels.ravel(), minlength=keep.size)
+    # pixels outside this cell, read for the running-in rule only (the first segmentation of
+    # every cell passes neither ``runs`` nor ``foreign``, so it counts no more than before)
+    area = np.bincount(labels.ravel(), minlength=keep.size) if runs is not None or foreign else None
     beyond = np.where(runs, area - own, theirs) if runs is not None else theirs
     groups: dict[int, list] = {}  # root -> [pixels inside this cell, inside others, outside it (runs counted), members]
     for i in np.nonzero(keep)[0]:
