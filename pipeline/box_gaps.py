@@ -80,6 +80,25 @@ def _pair_pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
     return w, max(0.0, float(gap)), h
 
 
+# Widest space (in cell widths) between boxes of one size that ``fill_gaps`` takes as a
+# row's spacing to extend it by boxes ruled on all four sides: a pair of separate boxes whose
+# third, holding a heavy digit, neither finder returned (seed 21001 ``holdout_032``).
+BOXES_GAP = 1.0
+
+
+def _boxes_pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
+    """(cell width, spacing, height) of a row of at least 2 separate boxes of one size: every
+    width within 10% of the median and every height within 15%; the spacing is the row's
+    narrowest gap, which must lie between 0 and ``BOXES_GAP`` widths. None otherwise."""
+    if len(g) < 2:
+        return None
+    w, h = float(np.median([c.w for c in g])), float(np.median([c.h for c in g]))
+    if any(abs(c.w - w) > 0.1 * w or abs(c.h - h) > 0.15 * h for c in g):
+        return None
+    sp = min(b.x - (a.x + a.w) for a, b in zip(g, g[1:]))
+    return (w, float(sp), h) if 0 <= sp < BOXES_GAP * w else None
+
+
 def fill_gaps(
     groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_missing: int = 3, min_ruled: float = 0.85,
     min_ruled_gap: float = 0.7,
@@ -96,10 +115,16 @@ def fill_gaps(
     row: a dashed dropout ruling reached 0.78-0.80 over a digit cell of seed-200 holdout_015)
     and must not have ink in two corners (a bowl of print). The solid-blob test of the finders
     is not applied: a heavy "1" or a filled-in digit is what loses the cell in the first place.
+    In a row of separate boxes (no gap under 0.6 widths) the spacing is the row's narrowest
+    gap, or for a pair half of what one box leaves of their gap (at most a width), and each
+    new box must also show both its walls (``_wall``): a heavy "0" over a faint box between
+    two found ones (seed 22001 ``holdout_003``).
 
     A row of at least 3 cells that agree on width and spacing, or two cells of one size a
     wall's width apart (``_pair_pitch``: two cells of a comb whose others a faint ruling
-    under heavy digits hid; seed 300 ``holdout_018``), is also extended, up to
+    under heavy digits hid; seed 300 ``holdout_018``), or separate boxes of one size
+    (``_boxes_pitch``: a pair of boxes whose third a heavy "7" hid, seed 21001
+    ``holdout_032``), is also extended, up to
     ``max_missing`` cells at each end, one pitch at a time, while the next cell is ruled
     above and below, has a wall on both sides (``mask`` columns inked over 80% of its
     height) and overlaps no cell already found.
@@ -117,8 +142,7 @@ def fill_gaps(
     out = [c for g in groups for c in g]
     for g in groups:
         pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g) if len(g) == 2 else None
-        if len(g) < 3 and pitch is None:
-            continue  # a pair gives no spacing to trust, unless it is two cells of a comb
+        pitch = pitch or _boxes_pitch(g)
         gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
         row = list(g)
         for i, (a, b) in enumerate(zip(g, g[1:])):
@@ -128,10 +152,17 @@ def fill_gaps(
                 continue
             near = [gaps[j] for j in (i - 1, i + 1) if 0 <= j < len(gaps) and gaps[j] < 0.6 * w]
             small = [q for q in gaps if q < 0.6 * w]
-            if not small:
+            others = [q for j, q in enumerate(gaps) if j != i]
+            boxes = not small  # separate boxes: their spacing is less sure, so new cells must show their walls
+            if small:
+                # the smaller wall-width gap beside this one or, with none (every other cell lost), the row's
+                sp = max(0.0, float(min(near) if near else np.median(small)))
+            elif others:
+                sp = float(min(others))  # the row's narrowest space between boxes
+            else:
+                sp = (gaps[i] - w) / 2  # a pair of boxes: one box lost between them, evenly spaced
+            if not 0 <= sp <= w:
                 continue
-            # the smaller wall-width gap beside this one or, with none (every other cell lost), the row's
-            sp = max(0.0, float(min(near) if near else np.median(small)))
             n = (gaps[i] - sp) / (w + sp)
             k = int(round(n))
             log.debug("gap %s-%s n %.2f sp %.1f w %.1f", (a.x, a.y), (b.x, b.y), n, sp, w)
@@ -146,6 +177,8 @@ def fill_gaps(
                 y = a.y + f * (b.y - a.y)
                 c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
                 if not _framed(c, horiz_raw, min_ruled_gap) or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
+                    break
+                if boxes and not (_wall(mask, c.x - border / 2 - 0.5, c) and _wall(mask, c.x + c.w + border / 2, c)):
                     break
                 new.append(c)
             else:

@@ -247,9 +247,46 @@ def test_a_comb_of_which_two_cells_were_found_is_extended():
     mask = _comb_mask((200, 600), 5)
     out = fill_gaps([full[2:4]], mask, mask)
     assert _boxes(out) == _boxes(full)
-    # two boxes apart (a gap wider than a wall) give no pitch to extend by
+    # two cells one cell apart: the cell between is put back (rulings and both walls show),
+    # but their spacing is no pitch to extend the row by
     apart = [full[0], full[2]]
-    assert fill_gaps([apart], mask, mask) == apart
+    assert _boxes(fill_gaps([apart], mask, mask)) == _boxes(full[:3])
+
+
+def _boxes_mask(shape: tuple[int, int], cells: list[_Cell]) -> np.ndarray:
+    """Ink of separate boxes, each ruled 3 px wide just outside its cell."""
+    m = np.zeros(shape, np.uint8)
+    for c in cells:
+        cv2.rectangle(m, (c.x - 2, c.y - 2), (c.x + c.w + 1, c.y + c.h + 1), 255, 3)
+    return m
+
+
+def test_a_box_lost_between_separate_boxes_is_put_back():
+    # boxes 40 px wide and 30 px apart (no gap a wall's width to give the spacing): the
+    # narrowest space of the row is their spacing (seed 22001 holdout_003, a heavy "0" over
+    # a faint box); for a pair the lost box must lie midway
+    row = _row(5, sp=30)
+    mask = _boxes_mask((200, 600), row)
+    for found in ([row[0], row[1], row[3], row[4]], [row[1], row[3]]):
+        out = fill_gaps([found], mask, mask)
+        assert _boxes(out[len(found) :]) == _boxes([row[2]])
+    # rulings above and below but no walls (a ruled line through the gap): nothing is added
+    found = [row[0], row[1], row[3], row[4]]
+    lines = _ruled((200, 600), [(95, 600)])
+    assert fill_gaps([found], lines, lines) == found
+
+
+def test_a_row_of_separate_boxes_is_extended_over_a_box_lost_at_its_end():
+    # seed 21001 holdout_032: a pair of boxes 50 px apart found, the third (a heavy "7") not
+    row = _row(3, sp=30)
+    mask = _boxes_mask((200, 600), row)
+    assert _boxes(fill_gaps([row[1:]], mask, mask)) == _boxes(row)
+    # no box drawn there: nothing added
+    short = _boxes_mask((200, 600), row[1:])
+    assert fill_gaps([row[1:]], short, short) == row[1:]
+    # boxes a cell and more apart give no pitch
+    wide = _row(3, sp=45)
+    assert fill_gaps([wide[1:]], _boxes_mask((200, 600), wide), _boxes_mask((200, 600), wide)) == wide[1:]
 
 
 def _boxes_with_a_barred_seven() -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
