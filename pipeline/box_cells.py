@@ -28,6 +28,7 @@ class BoxSettings:
     max_gap: float = 0.9  # largest gap between boxes of one field, in cell widths
     ignore_qr: bool = True  # drop cells inside QR codes found by OpenCV's QRCodeDetector
     fill_gaps: bool = True  # put back cells missing inside a regular row (box_gaps.fill_gaps)
+    walled_boxes: bool = True  # boxes whose walls stand whole where a digit breaks a ruling (box_walls)
 
 
 @dataclass(slots=True)

@@ -101,7 +101,7 @@ def _boxes_pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
 
 def fill_gaps(
     groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_missing: int = 3, min_ruled: float = 0.85,
-    min_ruled_gap: float = 0.7,
+    min_ruled_gap: float = 0.7, vert: np.ndarray | None = None,
 ) -> list[_Cell]:
     """Cells of the rows of ``groups`` plus those missing between two of their cells or at their ends.
 
@@ -126,7 +126,7 @@ def fill_gaps(
     (``_boxes_pitch``: a pair of boxes whose third a heavy "7" hid, seed 21001
     ``holdout_032``), is also extended, up to
     ``max_missing`` cells at each end, one pitch at a time, while the next cell is ruled
-    above and below, has a wall on both sides (``mask`` columns inked over 80% of its
+    above and below, has a wall on both sides (``mask`` or ``vert`` columns inked over 80% of its
     height) and overlaps no cell already found.
 
     Args:
@@ -135,11 +135,15 @@ def fill_gaps(
         mask: (H, W) uint8 0/255 ink mask.
         max_missing: most cells put back in one gap or at one end. min_ruled: least share
             of the width ruled at the row's ends. min_ruled_gap: the same inside a gap.
+        vert: (H, W) uint8 0/255 vertical-line mask, or None; walls are looked for in it and
+            in ``mask`` together (a faint wall reaches the line masks, not the ink mask:
+            seed 22001 ``holdout_007``).
 
     Returns:
         All cells of ``groups`` followed by the new ones (aligned-page pixels).
     """
     out = [c for g in groups for c in g]
+    walls = mask if vert is None else cv2.bitwise_or(mask, vert)
     for g in groups:
         pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g) if len(g) == 2 else None
         pitch = pitch or _boxes_pitch(g)
@@ -178,7 +182,7 @@ def fill_gaps(
                 c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
                 if not _framed(c, horiz_raw, min_ruled_gap) or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
                     break
-                if boxes and not (_wall(mask, c.x - border / 2 - 0.5, c) and _wall(mask, c.x + c.w + border / 2, c)):
+                if boxes and not (_wall(walls, c.x - border / 2 - 0.5, c) and _wall(walls, c.x + c.w + border / 2, c)):
                     break
                 new.append(c)
             else:
@@ -201,8 +205,8 @@ def fill_gaps(
                     break
                 if not (
                     _framed(c, horiz_raw, min_ruled)
-                    and _wall(mask, c.x - border / 2 - 0.5, c)
-                    and _wall(mask, c.x + c.w + border / 2, c)
+                    and _wall(walls, c.x - border / 2 - 0.5, c)
+                    and _wall(walls, c.x + c.w + border / 2, c)
                     and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2
                 ):
                     break

@@ -21,6 +21,7 @@ from .box_bands import _band_cells
 from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _trim_walled_cells, _widen_cut_cells
 from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise, restore_heights
 from .box_holes import _candidate_cells
+from .box_walls import walled_boxes
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
 from .types import AlignedPage, DigitBox, FieldBoxes, PageLayout
 
@@ -532,6 +533,8 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
     if faint.cells:
         log.debug("%d cells on faint rulings", len(faint.cells))
         cells = cells + faint.cells
+    if s.walled_boxes:
+        cells = cells + walled_boxes(pl.vert, ink, pl.level, mask, cells, s, pl.max_thick)
     if s.ignore_qr and cells:
         cells = _outside(cells, _qr_codes(aligned.image))
     cells = _drop_containers(cells)
@@ -541,7 +544,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
         hr, mk, vt = pl.horiz_raw, mask, pl.vert
         if faint.lines is not None and faint.mask is not None:
             hr, mk, vt = hr | faint.lines.horiz_raw, mk | faint.mask, vt | faint.lines.vert
-        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], hr, mk)
+        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], hr, mk, vert=vt)
         cells = fill_rows(cells, _group(cells, s), hr, mk, vt)
     groups = [_trim_walled_cells(_widen_cut_cells(_merge_split_cells(g, s, mask), mask), mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []

@@ -284,6 +284,10 @@ def test_a_row_of_separate_boxes_is_extended_over_a_box_lost_at_its_end():
     # no box drawn there: nothing added
     short = _boxes_mask((200, 600), row[1:])
     assert fill_gaps([row[1:]], short, short) == row[1:]
+    # walls too faint for the ink mask but in the vertical-line mask (seed 22001 holdout_007)
+    rulings = _ruled((200, 600), [(95, 600)])
+    assert fill_gaps([row[1:]], rulings, rulings) == row[1:]
+    assert _boxes(fill_gaps([row[1:]], rulings, rulings, vert=mask)) == _boxes(row)
     # boxes a cell and more apart give no pitch
     wide = _row(3, sp=45)
     assert fill_gaps([wide[1:]], _boxes_mask((200, 600), wide), _boxes_mask((200, 600), wide)) == wide[1:]
