@@ -71,13 +71,15 @@ def _inner_edge(dark: np.ndarray, y: int, step: int, x0: int, x1: int, limit: in
 
 def _crossed(mask: np.ndarray, c: _Cell, min_share: float = CROSSED) -> bool:
     """Whether ink runs along both diagonals of box ``c`` (an X ticking a checkbox): at least
-    ``min_share`` of 21 points from 10% to 90% of each diagonal inked within 1 px."""
+    ``min_share`` of 21 points from 10% to 90% of each diagonal inked within a tenth of the
+    box's shorter side."""
     H, W = mask.shape
     t = np.linspace(0.1, 0.9, 21)
+    r = max(1, int(round(0.1 * min(c.w, c.h))))  # the box found may sit a little off the printed one
     for x0, x1 in ((c.x, c.x + c.w), (c.x + c.w, c.x)):
         xs = np.round(x0 + t * (x1 - x0)).astype(int)
         ys = np.round(c.y + t * c.h).astype(int)
-        hit = [mask[max(0, y - 1) : min(H, y + 2), max(0, x - 1) : min(W, x + 2)].any() for x, y in zip(xs, ys)]
+        hit = [mask[max(0, y - r) : min(H, y + r + 1), max(0, x - r) : min(W, x + r + 1)].any() for x, y in zip(xs, ys)]
         if np.mean(hit) < min_share:
             return False
     return True
@@ -140,7 +142,7 @@ def walled_boxes(
             if any(x0 < q[0] and q[0] + q[2] < x1 and q[3] >= 0.85 * min(lh, rh) and q[1] < mid < q[1] + q[3] for q in walls):
                 break  # a wall between: two cells, not one (the nearer pair was tried first)
             border = float(max(lw, rw))
-            half = int(border / 2) + 1
+            half = 1  # rulings are straight: a curve (the bowl of a loop) covers the width over more rows
             inset = max(1, int(0.1 * (x1 - x0)))
             hh = max(lh, rh)
             # the rulings: the rows near the walls' ends that the ink covers most

@@ -5,7 +5,9 @@ structuring elements, as in table-structure recognition, e.g. Gatos et al., "Aut
 table detection in document images", ICAPR 2005); a digit cell is a hole of the
 ruling-line mask that is rectangular, of digit-cell size and aspect, framed by thin lines,
 and not filled by a solid block (QR finder patterns, filled logos). Handwriting is not part
-of the line mask, so strokes inside or across a cell do not change its hole. Cells on one
+of the line mask, so strokes inside or across a cell do not change its hole. Bands between
+two rulings split at their walls give comb cells (``box_bands``), and a separate box whose
+ruling a heavy digit breaks is found from its two walls (``box_walls``). Cells on one
 row with matching heights and small gaps become one field (comb or row of boxes).
 """
 
