@@ -5,11 +5,14 @@ line, a heavy "8" through it) merges with the ruling: the stroke is too thick fo
 mask there, so the ruling has a gap, the box's hole in the line mask is open (finder 1) and
 the band between the rulings is not ruled across (finder 2). A lone box has no row to put it
 back from (``box_gaps``). Its walls, though, run whole from ruling to ruling in the vertical
-line mask, and the ink mask still covers its top and bottom edges (ruling or digit).
+line mask, and ink at the ruling level still covers its top and bottom edges (ruling or digit).
 
-``walled_boxes`` pairs vertical wall segments of the same extent (top and bottom ends within
-``tol``), a cell's width apart, with no other wall between them, and keeps the box when the
-ink mask covers its top and bottom edges and the box overlaps no cell already found.
+``walled_boxes`` pairs vertical wall segments of one extent (one pair of ends within ``tol``,
+the other within 15% of the height), a cell's width apart, with no full-height wall between
+them, and keeps the box when ink covers its top and its bottom edge within one row, its
+height suits the page's other cells, it is not a ticked checkbox and it overlaps no cell
+already found. It is the rectangle-from-line-segments reading of table and form cells
+(cf. Gatos et al., ICAPR 2005, cited in ``boxes``), restricted to boxes a finder missed.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ MIN_FOUND = 3
 CROSSED = 0.8
 
 # Least share of the top and of the bottom edge of a box (between its walls, inset by a
-# tenth of the width) that ink at the ruling level must cover within half the ruling's thickness plus 1 px.
+# tenth of the width) that ink at the ruling level must cover within 1 px of one row.
 MIN_EDGE_INK = 0.95
 
 
@@ -129,7 +132,7 @@ def walled_boxes(
         return []
     ref = float(np.median([c.h for c in found]))
     dark = ink >= level
-    n, _, stats, _ = cv2.connectedComponentsWithStats(vert, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(vert, connectivity=8)
     walls = [
         (int(x), int(y), int(w), int(h))
         for x, y, w, h, _a in stats[1:]
@@ -151,13 +154,13 @@ def walled_boxes(
             if any(x0 < q[0] and q[0] + q[2] < x1 and q[3] >= 0.85 * min(lh, rh) and q[1] < mid < q[1] + q[3] for q in walls):
                 break  # a wall between: two cells, not one (the nearer pair was tried first)
             border = float(max(lw, rw))
-            half = 1  # rulings are straight: a curve (the bowl of a loop) covers the width over more rows
             inset = max(1, int(0.1 * (x1 - x0)))
             hh = max(lh, rh)
-            # the rulings: the rows near the walls' ends that the ink covers most
-            t, top = _ruling_row(dark, range(min(ly, ry) - 2, min(ly, ry) + int(0.2 * hh)), x0 + inset, x1 - inset, half)
+            # the rulings: the rows near the walls' ends that the ink covers most, within 1 px
+            # (rulings are straight; a curve, the bowl of a loop, covers the width over more rows)
+            t, top = _ruling_row(dark, range(min(ly, ry) - 2, min(ly, ry) + int(0.2 * hh)), x0 + inset, x1 - inset, 1)
             end = max(ly + lh, ry + rh)
-            b, bot = _ruling_row(dark, range(end + 2, end - int(0.2 * hh), -1), x0 + inset, x1 - inset, half)
+            b, bot = _ruling_row(dark, range(end + 2, end - int(0.2 * hh), -1), x0 + inset, x1 - inset, 1)
             cy0 = _inner_edge(dark, top, 1, x0 + inset, x1 - inset, int(border / 2) + 2)
             cy1 = _inner_edge(dark, bot, -1, x0 + inset, x1 - inset, int(border / 2) + 2) + 1
             w, h = x1 - x0, cy1 - cy0
