@@ -22,7 +22,7 @@ import logging
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _iou, _solid_blob
+from .box_cells import BoxSettings, _Cell, _iou, _overlap, _solid_blob
 from .box_holes import FAR_GAP, _beside_sure_cells
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,10 @@ def _crossed(mask: np.ndarray, c: _Cell, min_share: float = CROSSED) -> bool:
     t = np.linspace(0.1, 0.9, 21)
     reach = max(1, int(round(0.1 * min(c.w, c.h))))
     step = max(1, reach // 3)
-    ink = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    # "within 1 px": the ink dilated by a 3 x 3 square, over the box and its reach only
+    wx0, wy0 = max(0, c.x - reach - 1), max(0, c.y - reach - 1)
+    wx1, wy1 = min(W, c.x + c.w + reach + 2), min(H, c.y + c.h + reach + 2)
+    ink = cv2.dilate((mask[wy0:wy1, wx0:wx1] > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
     diagonals = [
         (np.round(x0 + t * (x1 - x0)).astype(int), np.round(c.y + t * c.h).astype(int))
         for x0, x1 in ((c.x, c.x + c.w), (c.x + c.w, c.x))
@@ -94,7 +97,7 @@ def _crossed(mask: np.ndarray, c: _Cell, min_share: float = CROSSED) -> bool:
         for dx in range(-reach, reach + 1, step):
             shares = []
             for xs, ys in diagonals:
-                xs2, ys2 = np.clip(xs + dx, 0, W - 1), np.clip(ys + dy, 0, H - 1)
+                xs2, ys2 = np.clip(xs + dx, 0, W - 1) - wx0, np.clip(ys + dy, 0, H - 1) - wy0
                 shares.append(float(ink[ys2, xs2].mean()))
             if min(shares) >= min_share:
                 return True
@@ -107,13 +110,6 @@ def _holds_ink(mask: np.ndarray, c: _Cell, min_share: float = MIN_INK) -> bool:
     dx, dy = max(1, c.w // 10), max(1, c.h // 10)
     inner = mask[c.y + dy : c.y + c.h - dy, c.x + dx : c.x + c.w - dx]
     return inner.size > 0 and float((inner > 0).mean()) >= min_share
-
-
-def _inside(d: _Cell, c: _Cell) -> bool:
-    """Whether cell ``d`` lies at least 80% inside box ``c``."""
-    ix = max(0, min(c.x + c.w, d.x + d.w) - max(c.x, d.x))
-    iy = max(0, min(c.y + c.h, d.y + d.h) - max(c.y, d.y))
-    return ix * iy >= 0.8 * d.w * d.h
 
 
 def walled_boxes(
@@ -165,6 +161,8 @@ def walled_boxes(
             mid = (max(ly, ry) + min(ly + lh, ry + rh)) / 2
             if any(x0 < q[0] and q[0] + q[2] < x1 and q[3] >= 0.85 * min(lh, rh) and q[1] < mid < q[1] + q[3] for q in walls):
                 break  # a wall between: two cells, not one (the nearer pair was tried first)
+            if x1 - x0 < 8:
+                continue  # too narrow for a cell (and for the rows' ink shares below)
             border = float(max(lw, rw))
             inset = max(1, int(0.1 * (x1 - x0)))
             hh = max(lh, rh)
@@ -176,14 +174,15 @@ def walled_boxes(
             cy0 = _inner_edge(dark, top, 1, x0 + inset, x1 - inset, int(border / 2) + 2)
             cy1 = _inner_edge(dark, bot, -1, x0 + inset, x1 - inset, int(border / 2) + 2) + 1
             w, h = x1 - x0, cy1 - cy0
-            if not SIZE[0] * ref <= h <= SIZE[1] * ref or w < 8 or max(w, h) > max_side or not s.min_aspect <= w / h <= s.max_aspect:
+            if not SIZE[0] * ref <= h <= SIZE[1] * ref or max(w, h) > max_side or not s.min_aspect <= w / h <= s.max_aspect:
                 continue
             if border > s.max_border_ratio_comb * min(w, h) or min(t, b) < MIN_EDGE_INK:
                 continue
             c = _Cell(x0, cy0, w, h, border)
             if border > s.max_border_ratio * min(w, h) and not _beside_sure_cells([c], found, FAR_GAP):
                 continue  # ruled as heavy as a bold letter's bowl: only beside a box of its size
-            if any(_iou(c, d) > 0.1 or _inside(d, c) for d in found + out):
+            # it overlaps a cell already found, or holds one (80% of it inside)
+            if any(_iou(c, d) > 0.1 or _overlap(d, c) >= 0.8 * d.w * d.h for d in found + out):
                 break
             if _solid_blob(mask, c.x, c.y, c.w, c.h) > s.max_solid_fill or _crossed(mask, c) or not _holds_ink(mask, c):
                 continue
