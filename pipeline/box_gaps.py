@@ -24,14 +24,15 @@ from .box_cells import BoxSettings, _Cell, _inked_column, _inked_corners, _iou, 
 log = logging.getLogger(__name__)
 
 
-def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float) -> bool:
-    """Whether rulings run above and below cell ``c`` over ``min_ruled`` of its width (10% inset)."""
+def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float | None = None) -> bool:
+    """Whether rulings run above and below cell ``c`` over ``min_ruled`` of its width (10% inset)
+    on average, and each over ``min_each`` (default ``min_ruled``: both over ``min_ruled``)."""
     inset = max(1, int(0.1 * c.w))
     reach = int(c.border) + 3
     top = _ruled_share(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
     bot = _ruled_share(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
     log.debug("  candidate cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
-    return min(top, bot) >= min_ruled
+    return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
 
 
 def _wall(mask: np.ndarray, x: float, c: _Cell, min_cover: float = 0.8) -> bool:
@@ -97,6 +98,13 @@ def _boxes_pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
         return None
     sp = min(b.x - (a.x + a.w) for a, b in zip(g, g[1:]))
     return (w, float(sp), h) if 0 <= sp < BOXES_GAP * w else None
+
+
+# Least share of a gap cell's width ruled on its weaker side, the two sides averaging
+# ``min_ruled_gap`` (twenty-first session; until then each side had to reach it): a digit
+# straying over a faint dropout ruling left 0.65 of one side of a comb cell lost between
+# two found ones (seed 25001 ``holdout_036``, a gap of three cells).
+GAP_RULED_EACH = 0.5
 
 
 def fill_gaps(
@@ -180,7 +188,7 @@ def fill_gaps(
                 f = (x + cw / 2 - a.cx) / (b.cx - a.cx)
                 y = a.y + f * (b.y - a.y)
                 c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
-                if not _framed(c, horiz_raw, min_ruled_gap) or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
+                if not _framed(c, horiz_raw, min_ruled_gap, GAP_RULED_EACH) or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
                     break
                 if boxes and not (_wall(walls, c.x - border / 2 - 0.5, c) and _wall(walls, c.x + c.w + border / 2, c)):
                     break
@@ -218,8 +226,10 @@ def fill_gaps(
 def regularise(group: list[_Cell], tol: float = 0.12, max_run: int = 3) -> list[_Cell]:
     """Re-cut cells of a comb that a missed or misplaced wall has merged or split unevenly.
 
-    In a row of at least 3 cells that agree on a width ``w`` (within 10% of the row's median),
-    a run of up to ``max_run`` neighbouring cells that do not, lying edge to edge at the row's
+    In a row of at least 3 cells that agree on a width ``w`` (within 10% of the row's median;
+    or, failing that, of at least 3 cells two of which are neighbours of one size a wall's
+    width apart, ``_pair_pitch``: a comb of three whose last two cells a faint wall merged,
+    seed 25001 ``holdout_036``), a run of up to ``max_run`` neighbouring cells that do not, lying edge to edge at the row's
     spacing ``sp``, is cut again into k even cells when its span is k pitches (k >= 2, within
     ``tol`` of a pitch ``w + sp``): two cells merged over a wall that was not found, or two
     cells split at a digit's stroke instead of at their wall.
@@ -232,6 +242,8 @@ def regularise(group: list[_Cell], tol: float = 0.12, max_run: int = 3) -> list[
         The row with such runs re-cut, sorted left to right.
     """
     pitch = _pitch(group, need_spacing=False)
+    if pitch is None and len(group) >= 3:
+        pitch = next((p for p in map(_pair_pitch, zip(group, group[1:])) if p is not None), None)
     if pitch is None:
         return group
     w, sp, _ = pitch
@@ -354,6 +366,11 @@ def _holds(d: _Cell, c: _Cell) -> bool:
 # A cell cut short by a handwritten bar is restored to its neighbour's height when rulings
 # frame the restored cell over this share of its width (as ``fill_gaps`` asks of a cell it adds).
 MIN_RULED_HEIGHT = 0.85
+# Least ratio of the whole neighbour's height to the short cell's (1.2 until the twenty-first
+# session): the bottom bowl of a "6" drawn along the ruling cut a comb cell of a faint 1-bit
+# grid 7 px short of 50 (seed 25001 ``holdout_033``), which then kept its lost neighbours
+# from being put back (``fill_gaps`` fills gaps only between cells of one height).
+SHORT_CELL = 1.1
 
 
 def restore_heights(cells: list[_Cell], horiz_raw: np.ndarray, s: BoxSettings, min_ruled: float = MIN_RULED_HEIGHT) -> list[_Cell]:
@@ -363,7 +380,7 @@ def restore_heights(cells: list[_Cell], horiz_raw: np.ndarray, s: BoxSettings, m
     the cell found runs from that bar to one ruling and the digit is read without its bar (a
     "7" read "1" at full confidence, seed 22001 ``holdout_059``). Its neighbour in the row
     is whole: a cell of the same width (15%), beside it (gap within ``s.max_gap`` widths),
-    1.2 to 2.5 times as tall, with one edge level with the short cell's (border + 3 px).
+    ``SHORT_CELL`` to 2.5 times as tall, with one edge level with the short cell's (border + 3 px).
     The short cell is extended to the neighbour's other edge when rulings run along the
     extended cell's top and bottom (``_framed``, ``min_ruled`` of its width) and it then
     overlaps no other cell by more than 10% of its area. Inside the restored cell the bar is
@@ -380,7 +397,7 @@ def restore_heights(cells: list[_Cell], horiz_raw: np.ndarray, s: BoxSettings, m
     out = list(cells)
     for i, c in enumerate(cells):
         for d in cells:
-            if d is c or abs(d.w - c.w) > 0.15 * max(c.w, d.w) or not 1.2 * c.h <= d.h <= 2.5 * c.h:
+            if d is c or abs(d.w - c.w) > 0.15 * max(c.w, d.w) or not SHORT_CELL * c.h <= d.h <= 2.5 * c.h:
                 continue
             if max(d.x - (c.x + c.w), c.x - (d.x + d.w)) > s.max_gap * max(c.w, d.w):
                 continue

@@ -333,3 +333,49 @@ def test_restore_heights_needs_the_rulings_of_the_whole_cell():
     # no top ruling over the short cell: it is left as found
     horiz[47:50, row[2].x - 2 : row[2].x + row[2].w + 2] = 0
     assert restore_heights(cells, horiz, BoxSettings()) == cells
+
+
+def test_a_gap_cell_with_one_ruling_half_hidden_is_put_back():
+    # a digit straying over a faint ruling leaves 60% of the top ruled over the lost cell, the
+    # bottom whole: the two average over the gap's 70%, the weaker over half (GAP_RULED_EACH)
+    row = _row(8)
+    lost = row.pop(4)
+    horiz = _ruled((200, 600), [(97, 100 + 8 * 43)])
+    horiz[47:50, lost.x + 4 : lost.x + 4 + int(0.4 * lost.w)] = 0
+    new = fill_gaps([row], horiz, np.zeros_like(horiz))[len(row) :]
+    assert [(c.x, c.w) for c in new] == [(lost.x, lost.w)]
+    # with the bottom ruling broken as well the two no longer average 70%: nothing is put back
+    horiz[101:104, lost.x + 4 : lost.x + 4 + int(0.4 * lost.w)] = 0
+    assert fill_gaps([row], horiz, np.zeros_like(horiz)) == row
+
+
+def test_a_gap_cell_needs_half_of_each_ruling():
+    row = _row(8)
+    lost = row.pop(4)
+    horiz = _ruled((200, 600), [(97, 100 + 8 * 43)])
+    horiz[47:50, lost.x + 2 : lost.x + lost.w - 8] = 0  # top ruled over under a third, bottom whole
+    assert fill_gaps([row], horiz, np.zeros_like(horiz)) == row
+
+
+def test_regularise_recuts_a_merged_pair_beside_two_cells_of_a_comb():
+    # three cells found: two of one size edge to edge and a third as wide as two (no three agree)
+    truth = _row(4)
+    merged = truth[:2] + [_Cell(truth[2].x, 50, 2 * 40 + 3, 50, 3.0)]
+    assert [(c.x, c.w) for c in regularise(merged)] == [(c.x, c.w) for c in truth]
+    # two of one size far apart (separate boxes) fix no pitch: the wide box is left
+    apart = [_Cell(100, 50, 40, 50, 3.0), _Cell(170, 50, 40, 50, 3.0), _Cell(213, 50, 83, 50, 3.0)]
+    assert regularise(apart) == apart
+
+
+def test_a_cell_cut_a_seventh_short_is_restored():
+    # the bowl of a "6" drawn along the bottom ruling cut the cell 7 px short of 50
+    row = _row(4)
+    short = _Cell(row[2].x, row[2].y, row[2].w, row[2].h - 7, 3.0)
+    cells = row[:2] + [short] + row[3:]
+    horiz = _ruled((200, 600), [(97, 100 + 4 * 43)])
+    out = restore_heights(cells, horiz, BoxSettings())
+    assert (out[2].y, out[2].h) == (row[2].y, row[2].h)
+    # a cell 4 px short (under the SHORT_CELL ratio) is left as found
+    short4 = _Cell(row[2].x, row[2].y, row[2].w, row[2].h - 4, 3.0)
+    cells4 = row[:2] + [short4] + row[3:]
+    assert restore_heights(cells4, horiz, BoxSettings()) == cells4
