@@ -122,6 +122,39 @@ def _printed_wall(mask: np.ndarray, a: _Cell, b: _Cell) -> bool:
     return _printed_band(mask, a.x + a.w - 2, b.x + 2, y0, y1, (a.border + b.border) / 2)
 
 
+def _dash_runs(band: np.ndarray) -> tuple[float, int]:
+    """(share of rows inked, number of separate inked runs down the rows) of a (rows, cols) bool band."""
+    inked = band.any(axis=1)
+    return float(inked.mean()) if inked.size else 0.0, int(np.count_nonzero(np.diff(inked.astype(np.int8)) == 1) + int(inked[:1].any()))
+
+
+def _dashed_wall(mask: np.ndarray, a: _Cell, b: _Cell) -> bool:
+    """Whether the ink between two neighbouring cells is a dashed printed wall like their outer walls.
+
+    In a comb printed in dashes every wall is dashed, the middle one too, so ``_printed_wall``
+    (ink in 98% of the rows) takes it for a stroke and a two-cell comb of narrow cells came
+    out as one box split by a "1" (seed 24001 ``holdout_018``). Its middle wall is printed
+    when both outer walls are dashed (ink in 30-95% of the rows, in at least 3 runs), the
+    middle holds at least 3 runs, inked over at least 80% of the smaller outer share, and it
+    is straight and thin (``_printed_band`` over its inked rows). A handwritten "1" is one
+    run, or two where a dash gap crosses it.
+
+    Args:
+        mask: (H, W) uint8 0/255 raw ink mask. a, b: the left and right cell.
+    """
+    H, W = mask.shape
+    y0, y1 = max(a.y, b.y, 0), min(a.y + a.h, b.y + b.h, H)
+    t = int(round((a.border + b.border) / 2)) + 2
+    if y1 - y0 < 8:
+        return False
+    bands = [(a.x - t, a.x + 2), (a.x + a.w - 2, b.x + 2), (b.x + b.w - 2, b.x + b.w + t)]
+    stats = [_dash_runs(mask[y0:y1, max(0, x0) : min(W, x1)] > 0) if min(W, x1) > max(0, x0) else (0.0, 0) for x0, x1 in bands]
+    (ls, lr), (ms, mr), (rs, rr) = stats
+    if not (0.3 <= ls <= 0.95 and 0.3 <= rs <= 0.95 and lr >= 3 and rr >= 3 and mr >= 3 and ms >= 0.8 * min(ls, rs)):
+        return False
+    return _printed_band(mask, a.x + a.w - 2, b.x + 2, y0, y1, (a.border + b.border) / 2, min_rows=ms - 0.01)
+
+
 def _printed_band(mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, border: float, min_rows: float = 0.98) -> bool:
     """Whether columns x0..x1 (exclusive) over rows y0..y1 hold a printed wall (``_printed_wall``'s test).
 
@@ -155,7 +188,8 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: n
     is straight and long enough to pass for a wall and split its cell in two. Narrow
     means narrower than 3:5 (width:height), or under 75% of the row's median width (in rows
     of one or two cells: narrower than 3:4). Given the ink ``mask``, two cells parted by a
-    printed wall (``_printed_wall``) are never merged: a two-cell comb of narrow boxes.
+    printed wall (``_printed_wall``, or in a dashed comb ``_dashed_wall``) are never merged: a
+    two-cell comb of narrow boxes.
     """
     s = s or BoxSettings()
     if len(group) < 2:
@@ -191,7 +225,7 @@ def _merge_split_cells(group: list[_Cell], s: BoxSettings | None = None, mask: n
             fits = fits or bool(box_w and 0.8 * box_w <= span <= 1.25 * box_w and apart(i, span))
             if (
                 narrow(c) and narrow(d) and fits and d.x - (c.x + c.w) <= 0.35 * (y1 - y0)
-                and not (mask is not None and _printed_wall(mask, c, d))
+                and not (mask is not None and (_printed_wall(mask, c, d) or _dashed_wall(mask, c, d)))
             ):
                 out.append(_Cell(c.x, y0, span, y1 - y0, (c.border + d.border) / 2))
                 i += 2

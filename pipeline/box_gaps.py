@@ -155,6 +155,9 @@ def fill_gaps(
     for g in groups:
         pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g) if len(g) == 2 else None
         pitch = pitch or _boxes_pitch(g)
+        if pitch is None and len(g) == 1:
+            # a lone cell: its comb neighbours, a wall's width away, if rulings and walls show them
+            pitch = (float(g[0].w), float(max(1, round(g[0].border))), float(g[0].h))
         gaps = [b.x - (a.x + a.w) for a, b in zip(g, g[1:])]
         row = list(g)
         for i, (a, b) in enumerate(zip(g, g[1:])):
@@ -203,8 +206,13 @@ def fill_gaps(
         first, last = row[0], row[-1]
         slope = (last.cy - first.cy) / (last.cx - first.cx) if last.cx > first.cx else 0.0
         border = float(np.median([c.border for c in row]))
-        for step in (1, -1):
-            end = last if step == 1 else first
+        # the row's ends, and the two sides of every gap left over half a cell wider than its
+        # spacing (a label between two parts of a row, cells lost beside it)
+        ends = [(last, 1), (first, -1)]
+        for a, b in zip(row, row[1:]):
+            if b.x - (a.x + a.w) > sp + 0.5 * w:
+                ends += [(a, 1), (b, -1)]
+        for end, step in ends:
             for m in range(1, max_missing + 1):
                 x = end.x + step * m * (w + sp) + (end.w - w if step == 1 else 0)
                 cx = x + w / 2
