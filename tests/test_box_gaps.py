@@ -379,3 +379,24 @@ def test_a_cell_cut_a_seventh_short_is_restored():
     short4 = _Cell(row[2].x, row[2].y, row[2].w, row[2].h - 4, 3.0)
     cells4 = row[:2] + [short4] + row[3:]
     assert restore_heights(cells4, horiz, BoxSettings()) == cells4
+
+
+def test_a_row_is_extended_from_both_sides_of_a_gap_that_is_no_whole_cells():
+    # seed 11001 holdout_008: two cells of one comb, a label 3.2 pitches wide, then the second
+    # cell of a two-cell comb whose first (a heavy "9") was lost
+    mask = _comb_mask((200, 800), 2) | _comb_mask((200, 800), 2, x0=100 + int(4.2 * 43))
+    found = _row(2) + [_Cell(100 + int(4.2 * 43) + 43, 50, 40, 50, 3.0)]
+    out = fill_gaps([found], mask, mask)
+    assert _boxes(out[3:]) == [(100 + int(4.2 * 43), 50, 40, 50)]
+    # without the comb's printed walls nothing is added in or beside the gap
+    bare = _comb_mask((200, 800), 2)
+    assert fill_gaps([found], bare, bare) == found
+
+
+def test_a_lone_cell_is_extended_to_its_comb_neighbours():
+    full = _row(3)
+    mask = _comb_mask((200, 600), 3)
+    assert _boxes(fill_gaps([[full[1]]], mask, mask)) == _boxes([full[1], full[2], full[0]])
+    # a lone box (no rulings run on beside it): nothing is added
+    box = _comb_mask((200, 600), 1, x0=full[1].x)
+    assert fill_gaps([[full[1]]], box, box) == [full[1]]

@@ -645,3 +645,36 @@ def test_a_single_cell_in_a_line_of_letters_of_its_height_is_taken_for_a_letter(
     # a row of separate boxes of the same height, close together: box frames are not letters
     mask, cell = _frame_among([(100, 70, 40, 60, True), (150, 70, 40, 60, True), (250, 70, 40, 60, True)])
     assert not _in_text_line(mask, cell)
+
+
+def _dashed_pair(middle: str) -> tuple[np.ndarray, list]:
+    """Two narrow cells (32 x 43 px) of a comb printed in 3 px dashes, 6 px on and 4 off
+    (seed 24001 ``holdout_018``); ``middle``: "dashed" wall, "one" (a handwritten "1" instead
+    of the middle wall) or "none"."""
+    from pipeline.box_cells import _Cell
+
+    m = np.zeros((200, 200), np.uint8)
+    on = (np.arange(200) % 10) < 6
+    x0, y0, w, h, t = 50, 60, 32, 43, 3
+    for i, x in enumerate((x0 - t, x0 + w, x0 + 2 * w + t)):
+        if i == 1 and middle != "dashed":
+            continue
+        m[y0 - t : y0 + h + t, x : x + t][on[y0 - t : y0 + h + t]] = 255
+    for y in (y0 - t, y0 + h):
+        m[y : y + t, x0 - t : x0 + 2 * w + 2 * t][:, on[: 2 * w + 3 * t]] = 255
+    if middle == "one":
+        cv2.line(m, (x0 + w + 1, y0 + 4), (x0 + w + 3, y0 + h - 3), 255, 3)
+    return m, [_Cell(x0, y0, w, h, 3.0), _Cell(x0 + w + t, y0, w, h, 3.0)]
+
+
+def test_a_dashed_two_cell_comb_is_not_merged():
+    from pipeline.box_cells import _dashed_wall, _merge_split_cells, _printed_wall
+
+    mask, pair = _dashed_pair("dashed")
+    assert not _printed_wall(mask, *pair)  # the solid-wall test alone would merge them
+    assert _dashed_wall(mask, *pair)
+    assert _merge_split_cells(pair, mask=mask) == pair
+    # a dashed box split by a handwritten "1" is one box
+    one, halves = _dashed_pair("one")
+    assert not _dashed_wall(one, *halves)
+    assert [(c.x, c.w) for c in _merge_split_cells(halves, mask=one)] == [(50, 67)]
