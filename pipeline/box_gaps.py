@@ -240,7 +240,8 @@ def regularise(group: list[_Cell], tol: float = 0.12, max_run: int = 3) -> list[
     In a row of at least 3 cells that agree on a width ``w`` (within 10% of the row's median;
     or, failing that, of at least 3 cells two of which are neighbours of one size a wall's
     width apart, ``_pair_pitch``: a comb of three whose last two cells a faint wall merged,
-    seed 25001 ``holdout_036``), a run of up to ``max_run`` neighbouring cells that do not, lying edge to edge at the row's
+    seed 25001 ``holdout_036``), a run of up to ``max_run`` neighbouring cells that do not,
+    lying edge to edge at the row's
     spacing ``sp``, is cut again into k even cells when its span is k pitches (k >= 2, within
     ``tol`` of a pitch ``w + sp``): two cells merged over a wall that was not found, or two
     cells split at a digit's stroke instead of at their wall.
