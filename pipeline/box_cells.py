@@ -142,13 +142,13 @@ def _dashed_wall(mask: np.ndarray, a: _Cell, b: _Cell) -> bool:
     Args:
         mask: (H, W) uint8 0/255 raw ink mask. a, b: the left and right cell.
     """
-    H, W = mask.shape
+    H = mask.shape[0]
     y0, y1 = max(a.y, b.y, 0), min(a.y + a.h, b.y + b.h, H)
     t = int(round((a.border + b.border) / 2)) + 2
     if y1 - y0 < 8:
         return False
     bands = [(a.x - t, a.x + 2), (a.x + a.w - 2, b.x + 2), (b.x + b.w - 2, b.x + b.w + t)]
-    stats = [_dash_runs(mask[y0:y1, max(0, x0) : min(W, x1)] > 0) if min(W, x1) > max(0, x0) else (0.0, 0) for x0, x1 in bands]
+    stats = [_dash_runs(mask[y0:y1, max(0, x0) : max(0, x1)] > 0) for x0, x1 in bands]
     (ls, lr), (ms, mr), (rs, rr) = stats
     if not (0.3 <= ls <= 0.95 and 0.3 <= rs <= 0.95 and lr >= 3 and rr >= 3 and mr >= 3 and ms >= 0.8 * min(ls, rs)):
         return False

@@ -22,7 +22,7 @@ import logging
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _iou, _overlap, _solid_blob
+from .box_cells import BoxSettings, _Cell, _iou, _overlap, _ruled_share, _solid_blob
 from .box_holes import FAR_GAP, _beside_sure_cells
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,7 @@ def _ruling_row(dark: np.ndarray, ys: range, x0: int, x1: int, half: int) -> tup
     """(share, row): the row of ``ys`` around which (within ``half`` px) the boolean image
     ``dark`` covers most of columns x0..x1, and that share; of the first run of rows (in
     the order of ``ys``) that share it, the middle one."""
-    H = dark.shape[0]
-    shares = []
-    for y in ys:
-        band = dark[max(0, y - half) : min(H, y + half + 1), x0:x1]
-        shares.append(float(band.any(axis=0).mean()) if band.size else 0.0)
+    shares = [_ruled_share(dark, y - half, y + half + 1, x0, x1) for y in ys]
     if not shares:
         return 0.0, ys.start
     best = max(shares)
