@@ -35,6 +35,59 @@ def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float |
     return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
 
 
+# The ruling test from the ink itself (``_RulingInk``, twenty-second session): a faint dashed
+# dropout ruling under 0.1 of full contrast reaches the line masks only in pieces, while along
+# the row of found cells its smoothed ink stands clear of the paper (seed 26001
+# ``holdout_047``: column maxima 0.09-0.10 on the ruling, 0.02 beyond the row's end).
+INK_SMOOTH = 9  # px, box filter along the ruling before the column maxima are taken
+INK_MIN_CONTRAST = 0.03  # least ruling-minus-paper level of the reference cells for the test to apply
+
+
+class _RulingInk:
+    """Rulings measured in the ink: for each column over a cell's width, the darkest smoothed
+    ink in the band of its top (or bottom) ruling, compared with the same of reference cells
+    found in its row.
+
+    Args:
+        ink: (H, W) float32 ink darkness in [0, 1] (``morph.normalise_ink``), aligned page.
+    """
+
+    def __init__(self, ink: np.ndarray) -> None:
+        self.sm = cv2.blur(ink.astype(np.float32), (INK_SMOOTH, 1))
+
+    def _band(self, c: _Cell, top: bool, inner: bool = False) -> np.ndarray:
+        H, W = self.sm.shape
+        inset, reach = max(1, int(0.1 * c.w)), int(c.border) + 3
+        if inner:  # paper: a band across the middle of the cell
+            y0, y1 = c.y + c.h // 2 - reach, c.y + c.h // 2 + reach
+        else:
+            y0, y1 = (c.y - reach, c.y + 3) if top else (c.y + c.h - 3, c.y + c.h + reach)
+        y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, c.x + inset), min(W, c.x + c.w - inset)
+        if y1 <= y0 or x1 <= x0:
+            return np.zeros(1, np.float32)
+        return self.sm[y0:y1, x0:x1].max(axis=0)
+
+    def level(self, refs: list[_Cell]) -> tuple[float, float] | None:
+        """(threshold, contrast) from reference cells: halfway between their rulings' median
+        column maximum and the paper's (20th percentile across their middles); None when the
+        rulings stand less than ``INK_MIN_CONTRAST`` above the paper."""
+        ruled = float(np.median(np.concatenate([self._band(r, t) for r in refs for t in (True, False)])))
+        paper = float(np.percentile(np.concatenate([self._band(r, True, inner=True) for r in refs]), 20))
+        if ruled - paper < INK_MIN_CONTRAST:
+            return None
+        return paper + 0.5 * (ruled - paper), ruled - paper
+
+    def framed(self, c: _Cell, refs: list[_Cell], min_ruled: float, min_each: float | None = None) -> bool:
+        """``_framed`` from the ink: the share of columns above (below) ``c`` over the
+        reference cells' threshold, averaging ``min_ruled``, each at least ``min_each``."""
+        lv = self.level(refs)
+        if lv is None:
+            return False
+        top, bot = (float((self._band(c, t) >= lv[0]).mean()) for t in (True, False))
+        log.debug("  candidate cell %s ink-ruled top %.2f bottom %.2f (level %.3f)", (c.x, c.y, c.w, c.h), top, bot, lv[0])
+        return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
+
+
 def _wall(mask: np.ndarray, x: float, c: _Cell, min_cover: float = 0.8) -> bool:
     """Whether a vertical line runs down column ``x`` (within the border plus 3 px) over
     ``min_cover`` of cell ``c``'s middle 80% of height; dashes are bridged by a vertical closing
@@ -105,11 +158,15 @@ def _boxes_pitch(g: list[_Cell]) -> tuple[float, float, float] | None:
 # straying over a faint dropout ruling left 0.65 of one side of a comb cell lost between
 # two found ones (seed 25001 ``holdout_036``, a gap of three cells).
 GAP_RULED_EACH = 0.5
+# Cells added at one end of a row (``fill_gaps``), each needing rulings, both walls and clean
+# corners. 3 (``max_missing``) until the twenty-second session: a row of 10 whose finders saw
+# 3 cells could not be completed.
+END_CELLS = 10
 
 
 def fill_gaps(
     groups: list[list[_Cell]], horiz_raw: np.ndarray, mask: np.ndarray, max_missing: int = 3, min_ruled: float = 0.85,
-    min_ruled_gap: float = 0.7, vert: np.ndarray | None = None,
+    min_ruled_gap: float = 0.7, vert: np.ndarray | None = None, max_end: int = END_CELLS, ink: np.ndarray | None = None,
 ) -> list[_Cell]:
     """Cells of the rows of ``groups`` plus those missing between two of their cells or at their ends.
 
@@ -133,7 +190,7 @@ def fill_gaps(
     under heavy digits hid; seed 300 ``holdout_018``), or separate boxes of one size
     (``_boxes_pitch``: a pair of boxes whose third a heavy "7" hid, seed 21001
     ``holdout_032``), is also extended, up to
-    ``max_missing`` cells at each end, one pitch at a time, while the next cell is ruled
+    ``max_end`` cells at each end (``max_missing`` until the twenty-second session), one pitch at a time, while the next cell is ruled
     above and below, has a wall on both sides (``mask`` or ``vert`` columns inked over 80% of its
     height) and overlaps no cell already found. Since the twenty-first session the two sides
     of a gap left over half a cell wider than the spacing are ends too (a label between two
@@ -144,7 +201,7 @@ def fill_gaps(
         groups: rows of cells, each sorted left to right (candidate fields, grouped loosely).
         horiz_raw: (H, W) uint8 0/255 horizontal-line mask before thick runs were removed.
         mask: (H, W) uint8 0/255 ink mask.
-        max_missing: most cells put back in one gap or at one end. min_ruled: least share
+        max_missing: most cells put back in one gap. max_end: most cells added at one end. min_ruled: least share
             of the width ruled at the row's ends. min_ruled_gap: the same inside a gap.
         vert: (H, W) uint8 0/255 vertical-line mask, or None; walls are looked for in it and
             in ``mask`` together (a faint wall reaches the line masks, not the ink mask:
@@ -155,6 +212,7 @@ def fill_gaps(
     """
     out = [c for g in groups for c in g]
     walls = mask if vert is None else cv2.bitwise_or(mask, vert)
+    ri = _RulingInk(ink) if ink is not None else None
     for g in groups:
         pitch = _pitch(g) if len(g) >= 3 else _pair_pitch(g) if len(g) == 2 else None
         pitch = pitch or _boxes_pitch(g)
@@ -194,7 +252,8 @@ def fill_gaps(
                 f = (x + cw / 2 - a.cx) / (b.cx - a.cx)
                 y = a.y + f * (b.y - a.y)
                 c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
-                if not _framed(c, horiz_raw, min_ruled_gap, GAP_RULED_EACH) or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
+                ruled = _framed(c, horiz_raw, min_ruled_gap, GAP_RULED_EACH) or (ri is not None and ri.framed(c, [a, b], min_ruled_gap, GAP_RULED_EACH))
+                if not ruled or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
                     break
                 if boxes and not (_wall(walls, c.x - border / 2 - 0.5, c) and _wall(walls, c.x + c.w + border / 2, c)):
                     break
@@ -216,14 +275,14 @@ def fill_gaps(
             if b.x - (a.x + a.w) > sp + 0.5 * w:
                 ends += [(a, 1), (b, -1)]
         for end, step in ends:
-            for m in range(1, max_missing + 1):
+            for m in range(1, max_end + 1):
                 x = end.x + step * m * (w + sp) + (end.w - w if step == 1 else 0)
                 cx = x + w / 2
                 c = _Cell(int(round(x)), int(round(end.cy + slope * (cx - end.cx) - h / 2)), int(round(w)), int(round(h)), border)
                 if any(_iou(c, d) > 0.1 for d in out):
                     break
                 if not (
-                    _framed(c, horiz_raw, min_ruled)
+                    (_framed(c, horiz_raw, min_ruled) or (ri is not None and ri.framed(c, [end], min_ruled)))
                     and _wall(walls, c.x - border / 2 - 0.5, c)
                     and _wall(walls, c.x + c.w + border / 2, c)
                     and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2

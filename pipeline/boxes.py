@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .box_bands import _band_cells
-from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _trim_walled_cells, _widen_cut_cells
+from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _ruled_share, _trim_walled_cells, _widen_cut_cells
 from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise, restore_heights
 from .box_holes import _candidate_cells
 from .box_walls import walled_boxes
@@ -259,7 +259,7 @@ def _cells_of(ink: np.ndarray, mask: np.ndarray, pl: _Lines, length: int, s: Box
     both find one, except where a hole measures the cell better (``_prefer_holes``)."""
     band = _band_cells(ink, mask, pl.horiz, pl.horiz_raw, pl.vert, length, pl.max_thick, s, pl.level)
     holes = _candidate_cells(pl.both, mask, length, s)
-    return _union(_prefer_holes(band, holes, mask), holes)
+    return _union(_prefer_holes(band, holes, mask, pl.horiz_raw), holes)
 
 
 # A band cell's split is kept against the hole around it when a printed wall runs down the
@@ -267,9 +267,13 @@ def _cells_of(ink: np.ndarray, mask: np.ndarray, pl: _Lines, length: int, s: Box
 # comb wall lost from the line mask as too thick. A handwritten stroke taken for a wall
 # rarely covers that much.
 SPLIT_WALL_COVER = 0.9
+# A band cell wider than a hole inside it is kept when the strip beside the hole is ruled above
+# and below over this share of its width (``_prefer_holes``): a comb or grid cell, not the gap
+# between separate boxes.
+STRIP_RULED = 0.9
 
 
-def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray) -> list[_Cell]:
+def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray, horiz_raw: np.ndarray | None = None) -> list[_Cell]:
     """The band cells that no hole of the line mask measures better.
 
     The band finder (walls between two rulings) is kept where both finders find a cell: a
@@ -290,8 +294,15 @@ def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray) -> li
     development forms (10 sets, 660 pages) the three rules with ``box_holes``'s narrow and
     far-beside cells found 33 more of 9,151 `holdout`-style cells and none fewer.
 
+    The second case does not apply where the band cell is as wide as its row's other band
+    cells (within 10%), the holes measure most of those as the band finder does, and the
+    strip of it beside the hole is ruled above and below (``horiz_raw``, ``STRIP_RULED``):
+    then the hole's side is a stroke taken into the line mask, not a box wall (a thick "1" beside the first wall of a grid, seed 26001
+    `holdout_056`, read blank; twenty-second session).
+
     Args:
         band, holes: the two finders' cells, aligned-page pixels. mask: (H, W) uint8 0/255 ink mask.
+        horiz_raw: (H, W) uint8 0/255 horizontal rulings (``page_lines``); None skips the exception.
 
     Returns:
         The band cells kept, in their order.
@@ -299,10 +310,33 @@ def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray) -> li
     def same_h(a: _Cell, b: _Cell) -> bool:
         return abs(a.h - b.h) <= 0.1 * max(a.h, b.h)
 
+    def row_agrees(c: _Cell) -> bool:
+        # c is as wide as its row's other band cells (same height, centre within half a
+        # height; median, within 10%), and the holes measure most of those as the band does
+        row = [e for e in band if e is not c and same_h(c, e) and abs(e.cy - c.cy) < 0.5 * c.h]
+        if not row or abs(c.w - float(np.median([e.w for e in row]))) > 0.1 * c.w:
+            return False
+        return 2 * sum(any(_iou(e, d) >= 0.9 for d in holes) for e in row) > len(row)
+
+    def stroke_side(c: _Cell, d: _Cell) -> bool:
+        # c agrees with its row, and every strip of c beside the hole d is ruled top and bottom
+        if horiz_raw is None or d.w < 0.6 * c.w or not row_agrees(c):
+            return False
+        strips = [(c.x, d.x - int(d.border)), (d.x + d.w + int(d.border), c.x + c.w)]
+        strips = [(a, b) for a, b in strips if b - a >= 4]
+        reach = int(c.border) + 3
+        return bool(strips) and all(
+            min(_ruled_share(horiz_raw, c.y - reach, c.y + 3, a, b), _ruled_share(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, a, b)) >= STRIP_RULED
+            for a, b in strips
+        )
+
     out = []
     for c in band:
         # the first two cases: a hole inside c (90%; 80% when under 60% of c's width), c wider by 10%
-        if any(same_h(c, d) and c.w > 1.1 * d.w and _overlap(d, c) >= (0.8 if d.w < 0.6 * c.w else 0.9) * d.w * d.h for d in holes):
+        if any(
+            same_h(c, d) and c.w > 1.1 * d.w and _overlap(d, c) >= (0.8 if d.w < 0.6 * c.w else 0.9) * d.w * d.h and not stroke_side(c, d)
+            for d in holes
+        ):
             continue
         holder = [d for d in holes if same_h(c, d) and c.w < 0.6 * d.w and _overlap(c, d) >= 0.8 * c.w * c.h]
         if holder:
@@ -546,7 +580,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
         hr, mk, vt = pl.horiz_raw, mask, pl.vert
         if faint.lines is not None and faint.mask is not None:
             hr, mk, vt = hr | faint.lines.horiz_raw, mk | faint.mask, vt | faint.lines.vert
-        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], hr, mk, vert=vt)
+        cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], hr, mk, vert=vt, ink=ink)
         cells = fill_rows(cells, _group(cells, s), hr, mk, vt)
     groups = [_trim_walled_cells(_widen_cut_cells(_merge_split_cells(g, s, mask), mask), mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []

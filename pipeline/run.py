@@ -226,7 +226,7 @@ def reread_doubtful(
     instead left 3 more errors unflagged for 38 fewer flagged. Blank verdicts are not
     re-read.
 
-    Two more segmentations are read too, and the likeliest of the four verdicts is kept:
+    Two more segmentations are read too, and the likeliest of the verdicts is kept:
     one that leaves out a neighbour's stroke running into the cell from beyond the searched
     region, beside the cell's own digit (``SegmentSettings.drop_running_in``), and one that
     follows strokes ``REREAD_MARGIN`` cell sides out instead of 0.3, which sees more of a
@@ -238,6 +238,10 @@ def reread_doubtful(
     but left 4 more misreads unflagged (a digit's own stroke straying far over its wall was
     dropped as a neighbour's); the wider margin for every cell lost digits (see README).
 
+    A fifth (twenty-second session) keeps the ink of the cell's walls where a stroke
+    thickens them (``SegmentSettings.wall_strokes``): the stem of a "9" drawn along its right
+    wall, removed with the wall, had left a "0".
+
     Args:
         pages: per page, its layout, crops and predictions per field and cell (layout
             order), and whether it was read upside down; where a second reading is kept,
@@ -248,7 +252,9 @@ def reread_doubtful(
     Returns:
         ``forms``, with the pages where a second reading was kept assembled again.
     """
-    seconds = (SegmentSettings(own_walls=True), SegmentSettings(drop_running_in=True), SegmentSettings(margin=REREAD_MARGIN))
+    seconds = (
+        SegmentSettings(own_walls=True), SegmentSettings(drop_running_in=True), SegmentSettings(margin=REREAD_MARGIN), SegmentSettings(wall_strokes=True),
+    )
     todo: list[tuple[int, int, int, DigitCrop]] = []  # page, field, cell, second crop
     for pi, ((layout, crops, preds, upside_down), form) in enumerate(zip(pages, forms)):
         flagged = {id(d.cell) for f in form.fields for d in f.digits if d.flagged and not d.blank}

@@ -48,6 +48,7 @@ class SegmentSettings:
     blank_extent: float = 0.22  # below this largest extent (of the cell height): blank
     own_walls: bool = False  # remove the cell's own rulings found in its raw ink, not the page's line mask (_own_walls)
     drop_running_in: bool = False  # drop a neighbour's stroke running in from beyond the searched region (_drop_neighbours_marks)
+    wall_strokes: bool = False  # keep the ink of the cell's walls where a stroke thickens them (_thickened_walls)
 
 
 def to_mnist(patch: np.ndarray) -> np.ndarray:
@@ -343,6 +344,36 @@ def _stroke_on_wall(walls: list[_WallRuns], usual: float, ink: np.ndarray, top: 
             patch[k, wall.r0[i] - c0 : wall.r1[i] - c0] = ink[top + i, a:b]
         best = (share, patch)
     return best
+
+
+def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line_width: float) -> np.ndarray:
+    """The stretches of a cell's walls that a stroke thickens, wall ink included.
+
+    A digit that strays over its box often runs along the wall for a while (the stem of a
+    "9" on the right wall, the bowl of a "6" on the ruling below); removing the box lines
+    removes that stroke with them, and the crop keeps a "0" of the "9". At each position
+    along each wall where the run of ink across it exceeds the cell's usual wall thickness by
+    more than ``ON_LINE_EXCESS`` (``_wall_runs``), the whole run is marked, so that it stays
+    stroke. Used by the re-reading of doubtful cells (``SegmentSettings.wall_strokes``).
+
+    Args:
+        mask: (h, w) bool ink of the search region. interior: (x, y, w, h) of the cell
+            interior, region px. line_width: typical ruling thickness, pixels.
+
+    Returns:
+        (h, w) uint8 0/1, 1 on the thickened stretches.
+    """
+    out = np.zeros(mask.shape, np.uint8)
+    walls, usual = _wall_runs(mask, interior, line_width)
+    x, y = interior[:2]
+    for wall in walls:
+        for i in np.nonzero(wall.runs > usual + ON_LINE_EXCESS)[0]:
+            a, b = wall.start + int(wall.r0[i]), wall.start + int(wall.r1[i])
+            if wall.vertical:
+                out[y + i, a:b] = 1
+            else:
+                out[a:b, x + i] = 1
+    return out
 
 
 def _cut_run_on(
@@ -820,6 +851,8 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     if s.own_walls:
         walls = _own_walls(raw, line, (cx0, cy0, w, h), d)
         line = walls | (line & cv2.dilate(walls, np.ones((2 * WALL_GROW + 1, 2 * WALL_GROW + 1), np.uint8)))
+    if s.wall_strokes:
+        line = line & (1 - _thickened_walls(raw, (cx0, cy0, w, h), layout.line_width))
     strokes = _strokes(raw, line, layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
     n, labels, stats, cents = cv2.connectedComponentsWithStats(strokes, connectivity=8)

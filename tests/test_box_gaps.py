@@ -400,3 +400,36 @@ def test_a_lone_cell_is_extended_to_its_comb_neighbours():
     # a lone box (no rulings run on beside it): nothing is added
     box = _comb_mask((200, 600), 1, x0=full[1].x)
     assert fill_gaps([[full[1]]], box, box) == [full[1]]
+
+
+def _faint_comb_ink(shape: tuple[int, int], x0: int, x1: int, level: float = 0.1, dash: int = 7, gap: int = 3) -> np.ndarray:
+    # ink darkness of a comb's top and bottom rulings (rows 47-49 and 101-103) drawn as faint
+    # dashes over x0..x1, on paper with a little noise
+    rng = np.random.default_rng(0)
+    ink = np.clip(rng.normal(0.0, 0.01, shape), 0, 1).astype(np.float32)
+    for x in range(x0, x1, dash + gap):
+        ink[47:50, x : min(x1, x + dash)] += level
+        ink[101:104, x : min(x1, x + dash)] += level
+    return ink
+
+
+def test_a_gap_under_a_faint_dashed_ruling_the_line_mask_missed_is_filled_from_the_ink():
+    # seed 26001 holdout_047: the line mask kept 35% of a faint dashed ruling above two lost
+    # cells; along the row its smoothed ink stands clear of the paper
+    row = _row(9)
+    lost = [row.pop(3), row.pop(3)]
+    horiz = _ruled((200, 600), [(97, lost[0].x), (lost[1].x + lost[1].w, 100 + 9 * 43)])
+    ink = _faint_comb_ink(horiz.shape, 97, 100 + 9 * 43)
+    assert fill_gaps([row], horiz, np.zeros_like(horiz)) == row  # the line mask alone: not ruled
+    new = fill_gaps([row], horiz, np.zeros_like(horiz), ink=ink)[len(row) :]
+    assert [(c.x, c.w) for c in new] == [(d.x, d.w) for d in lost]
+
+
+def test_a_gap_with_no_ruling_in_the_ink_stays_empty():
+    # two parts of a row with a label between them: the ink shows no ruling over the gap
+    row = _row(9)
+    del row[3:5]
+    horiz = _ruled((200, 600), [(97, row[2].x + row[2].w + 3), (row[3].x - 3, 100 + 9 * 43)])
+    ink = _faint_comb_ink(horiz.shape, 97, row[2].x + row[2].w + 3)
+    ink[:, row[3].x - 3 :] = _faint_comb_ink(horiz.shape, row[3].x - 3, 100 + 9 * 43)[:, row[3].x - 3 :]
+    assert fill_gaps([row], horiz, np.zeros_like(horiz), ink=ink) == row

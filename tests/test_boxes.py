@@ -601,6 +601,27 @@ def test_a_lone_band_cell_inside_half_a_hole_gives_way_to_the_hole():
     assert _prefer_holes([half], [hole], mask) == [half]
 
 
+def test_a_grid_cell_keeps_its_width_against_a_hole_cut_at_a_thick_one():
+    # seed 26001 holdout_056: a thick "1" beside the first wall of a grid entered the line
+    # mask and cut the first hole at 65 of 88 px; the band cell agrees with its row, whose
+    # other cells the holes measure alike, and the strip beside the hole is ruled: it stays.
+    # Without those rulings (separate boxes: the strip is the gap between two boxes) it gives way.
+    from pipeline.box_cells import _Cell
+    from pipeline.boxes import _prefer_holes
+
+    band = [_Cell(689 + 97 * k, 1963, 88, 115, 7.0) for k in range(4)]
+    holes = [_Cell(713, 1963, 65, 115, 8.0)] + [_Cell(688 + 97 * k, 1963, 90, 115, 8.0) for k in range(1, 4)]
+    mask = np.zeros((2300, 1200), np.uint8)
+    horiz = np.zeros_like(mask)
+    assert band[0] not in _prefer_holes(band, holes, mask, horiz)
+    horiz[1956:1963, 682:1075] = 255  # the grid's rulings above and below the row
+    horiz[2078:2085, 682:1075] = 255
+    assert _prefer_holes(band, holes, mask, horiz) == band
+    # a row whose other cells the holes also measure narrower is a row of separate boxes
+    narrow = [holes[0]] + [_Cell(c.x + 12, c.y, 65, c.h, 8.0) for c in band[1:]]
+    assert band[0] not in _prefer_holes(band, narrow, mask, horiz)
+
+
 def test_two_halves_of_a_split_box_beside_a_whole_one_are_merged():
     # seed 22001 holdout_042: a 118 px box, then one split by a "4"'s stem into halves of
     # 60 and 49 px (aspect 0.67 and 0.55); the half of aspect 0.67 passed for a whole cell and

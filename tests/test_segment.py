@@ -232,6 +232,37 @@ def test_a_one_written_on_the_wall_is_read_from_the_wall_by_the_cell_on_whose_si
     assert all(segment_cell(empty, c).blank and segment_cell(empty, c).on_line < 0.1 for c in empty.fields[0].cells)
 
 
+def test_wall_strokes_keep_a_stem_drawn_along_the_right_wall():
+    # seed 19000 sample_043: a "9" whose stem runs down its right wall; removed with the wall,
+    # the stem left a "0". With ``wall_strokes`` the thickened stretch of the wall stays stroke.
+    from pipeline.segment import _thickened_walls
+
+    def nine(img, x, y, s):
+        cv2.circle(img, (x + int(0.72 * s), y + int(0.35 * s)), int(0.25 * s), 0, 3)  # the bowl, touching the wall
+        cv2.line(img, (x + s - 1, y + int(0.3 * s)), (x + s - 1, y + int(0.9 * s)), 0, 5)  # the stem, on the wall
+
+    def stem_ink(crop):  # ink in the crop's lower right: the stem
+        return float(crop.pixels[16:, 17:].sum())
+
+    plain = _middle(nine)
+    kept = _middle(nine, SegmentSettings(wall_strokes=True))
+    assert not plain.blank and not kept.blank
+    assert stem_ink(kept) > 1.3 * stem_ink(plain)
+    # the stretch marked lies along the right wall, over the stem's length, and nowhere else
+    lay = _drawn_on_found_comb(nine)
+    x, y, w, h = lay.fields[0].cells[1].aligned_box
+    region = (lay.ink > 0.3)[y - 10 : y + h + 10, x - 10 : x + w + 10]
+    marked = _thickened_walls(region, (10, 10, w, h), lay.line_width)
+    rows = np.nonzero(marked.any(axis=1))[0]
+    cols = np.nonzero(marked.any(axis=0))[0]
+    assert rows.size >= 0.45 * h and cols.min() >= 10 + 0.75 * w and cols.max() <= 10 + w + 6
+    # an empty cell: nothing marked, and it stays blank
+    empty = _one_cell_page(lambda img, x, y, s: None)
+    ex, ey, ew, eh = empty.fields[0].cells[1].aligned_box
+    assert not _thickened_walls((empty.ink > 0.3)[ey - 10 : ey + eh + 10, ex - 10 : ex + ew + 10], (10, 10, ew, eh), empty.line_width).any()
+    assert all(segment_cell(empty, c, settings=SegmentSettings(wall_strokes=True)).blank for c in empty.fields[0].cells)
+
+
 def test_a_stroke_along_the_top_line_is_not_read_as_a_digit():
     def bar_on_top(img, x, y, s):
         cv2.line(img, (x + int(0.15 * s), y + 1), (x + int(0.85 * s), y + 1), 0, 6)
