@@ -349,12 +349,14 @@ def _stroke_on_wall(walls: list[_WallRuns], usual: float, ink: np.ndarray, top: 
 def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line_width: float) -> np.ndarray:
     """The stretches of a cell's walls that a stroke thickens, wall ink included.
 
-    A digit that strays over its box often runs along the wall for a while (the stem of a
-    "9" on the right wall, the bowl of a "6" on the ruling below); removing the box lines
-    removes that stroke with them, and the crop keeps a "0" of the "9". At each position
-    along each wall where the run of ink across it exceeds the cell's usual wall thickness by
+    A digit that strays over its box often runs along a side wall for a while (the stem of
+    a "9" on the right wall); removing the box lines removes that stroke with them, and the
+    crop keeps a "0" of the "9". At each position along each side wall where the run of ink across it exceeds the cell's usual wall thickness by
     more than ``ON_LINE_EXCESS`` (``_wall_runs``), the whole run is marked, so that it stays
-    stroke. Used by the re-reading of doubtful cells (``SegmentSettings.wall_strokes``).
+    stroke. The stem lies on either side of the wall (seed 19000 ``sample_043``: just
+    outside it). Top and bottom walls are left alone: a neighbour's digit touching the ruling
+    from above put a bar on a "7" (sample_forms ``sample_002``). Used by the re-reading of
+    cells (``SegmentSettings.wall_strokes``, ``run.reread_doubtful``).
 
     Args:
         mask: (h, w) bool ink of the search region. interior: (x, y, w, h) of the cell
@@ -367,6 +369,8 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
     walls, usual = _wall_runs(mask, interior, line_width)
     x, y = interior[:2]
     for wall in walls:
+        if not wall.vertical:
+            continue
         for i in np.nonzero(wall.runs > usual + ON_LINE_EXCESS)[0]:
             a, b = wall.start + int(wall.r0[i]), wall.start + int(wall.r1[i])
             if wall.vertical:
