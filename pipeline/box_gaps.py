@@ -190,22 +190,29 @@ def fill_gaps(
     under heavy digits hid; seed 300 ``holdout_018``), or separate boxes of one size
     (``_boxes_pitch``: a pair of boxes whose third a heavy "7" hid, seed 21001
     ``holdout_032``), is also extended, up to
-    ``max_end`` cells at each end (``max_missing`` until the twenty-second session), one pitch at a time, while the next cell is ruled
-    above and below, has a wall on both sides (``mask`` or ``vert`` columns inked over 80% of its
-    height) and overlaps no cell already found. Since the twenty-first session the two sides
-    of a gap left over half a cell wider than the spacing are ends too (a label between two
-    parts of a row: the first cell of a two-cell comb after it, seed 11001 ``holdout_008``),
-    and a lone cell is extended the same way to neighbours a wall's width (its border) apart.
+    ``max_end`` cells at each end (``max_missing`` until the twenty-second session), one
+    pitch at a time, while the next cell is ruled above and below, has a wall on both sides
+    (``mask`` or ``vert`` columns inked over 80% of its height) and overlaps no cell already
+    found. Since the twenty-second session a cell whose rulings the line mask misses may
+    show them in the ink (``ink``, ``_RulingInk``), measured against the found cells beside
+    it (the two around a gap, the end cell of a row), with the same shares asked. Since the
+    twenty-first session the two sides of a gap left over half a cell wider than the spacing
+    are ends too (a label between two parts of a row: the first cell of a two-cell comb after
+    it, seed 11001 ``holdout_008``), and a lone cell is extended the same way to neighbours a
+    wall's width (its border) apart.
 
     Args:
         groups: rows of cells, each sorted left to right (candidate fields, grouped loosely).
         horiz_raw: (H, W) uint8 0/255 horizontal-line mask before thick runs were removed.
         mask: (H, W) uint8 0/255 ink mask.
-        max_missing: most cells put back in one gap. max_end: most cells added at one end. min_ruled: least share
-            of the width ruled at the row's ends. min_ruled_gap: the same inside a gap.
+        max_missing: most cells put back in one gap. max_end: most cells added at one end.
+            min_ruled: least share of the width ruled at the row's ends. min_ruled_gap: the
+            same inside a gap.
         vert: (H, W) uint8 0/255 vertical-line mask, or None; walls are looked for in it and
             in ``mask`` together (a faint wall reaches the line masks, not the ink mask:
             seed 22001 ``holdout_007``).
+        ink: (H, W) float32 ink darkness in [0, 1] of the aligned page, or None: rulings are
+            then looked for in ``horiz_raw`` only.
 
     Returns:
         All cells of ``groups`` followed by the new ones (aligned-page pixels).

@@ -297,8 +297,10 @@ def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray, horiz
     The second case does not apply where the band cell is as wide as its row's other band
     cells (within 10%), the holes measure most of those as the band finder does, and the
     strip of it beside the hole is ruled above and below (``horiz_raw``, ``STRIP_RULED``):
-    then the hole's side is a stroke taken into the line mask, not a box wall (a thick "1" beside the first wall of a grid, seed 26001
-    `holdout_056`, read blank; twenty-second session).
+    then the hole's side is a stroke taken into the line mask, not a box wall (a thick "1"
+    beside the first wall of a grid, seed 26001 ``holdout_056``, read blank; twenty-second
+    session). Between separate boxes the strip is the gap, and the holes are narrower than
+    every band cell of the row.
 
     Args:
         band, holes: the two finders' cells, aligned-page pixels. mask: (H, W) uint8 0/255 ink mask.

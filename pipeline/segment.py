@@ -351,9 +351,9 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
 
     A digit that strays over its box often runs along a side wall for a while (the stem of
     a "9" on the right wall); removing the box lines removes that stroke with them, and the
-    crop keeps a "0" of the "9". At each position along each side wall where the run of ink across it exceeds the cell's usual wall thickness by
-    more than ``ON_LINE_EXCESS`` (``_wall_runs``), the whole run is marked, so that it stays
-    stroke. The stem lies on either side of the wall (seed 19000 ``sample_043``: just
+    crop keeps a "0" of the "9". At each position along each side wall where the run of ink
+    across it exceeds the cell's usual wall thickness by more than ``ON_LINE_EXCESS``
+    (``_wall_runs``), the whole run is marked, so that it stays stroke. The stem lies on either side of the wall (seed 19000 ``sample_043``: just
     outside it). Top and bottom walls are left alone: a neighbour's digit touching the ruling
     from above put a bar on a "7" (sample_forms ``sample_002``). Used by the re-reading of
     cells (``SegmentSettings.wall_strokes``, ``run.reread_doubtful``).
@@ -367,16 +367,12 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
     """
     out = np.zeros(mask.shape, np.uint8)
     walls, usual = _wall_runs(mask, interior, line_width)
-    x, y = interior[:2]
+    top = interior[1]
     for wall in walls:
         if not wall.vertical:
             continue
         for i in np.nonzero(wall.runs > usual + ON_LINE_EXCESS)[0]:
-            a, b = wall.start + int(wall.r0[i]), wall.start + int(wall.r1[i])
-            if wall.vertical:
-                out[y + i, a:b] = 1
-            else:
-                out[a:b, x + i] = 1
+            out[top + i, wall.start + int(wall.r0[i]) : wall.start + int(wall.r1[i])] = 1
     return out
 
 
