@@ -61,6 +61,13 @@ def _iou(a: _Cell, b: _Cell) -> float:
     return inter / float(a.w * a.h + b.w * b.h - inter)
 
 
+def _ruling_rows(c: _Cell, top: bool) -> tuple[int, int]:
+    """Rows (y0, y1 exclusive) where cell ``c``'s top (or bottom) ruling lies: from 3 px inside
+    its interior to its border plus 3 px outside."""
+    reach = int(c.border) + 3
+    return (c.y - reach, c.y + 3) if top else (c.y + c.h - 3, c.y + c.h + reach)
+
+
 def _ruled_share(horiz: np.ndarray, y0: int, y1: int, x0: int, x1: int, bridge: int = 0) -> float:
     """Share of columns x0..x1 (exclusive) that the horizontal-line mask ``horiz`` ((H, W) uint8
     0/255) inks somewhere in rows y0..y1 (exclusive); both ranges are clipped to the page.

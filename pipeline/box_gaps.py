@@ -15,24 +15,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import cached_property
 
 import cv2
 import numpy as np
 
-from .box_cells import BoxSettings, _Cell, _inked_column, _inked_corners, _iou, _overlap, _ruled_share
+from .box_cells import BoxSettings, _Cell, _inked_column, _inked_corners, _iou, _overlap, _ruled_share, _ruling_rows
 
 log = logging.getLogger(__name__)
+
+
+def _both_ruled(top: float, bot: float, min_ruled: float, min_each: float | None) -> bool:
+    """Ruled shares above and below a cell averaging ``min_ruled``, each at least ``min_each`` (default ``min_ruled``)."""
+    return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
 
 
 def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float | None = None) -> bool:
     """Whether rulings run above and below cell ``c`` over ``min_ruled`` of its width (10% inset)
     on average, and each over ``min_each`` (default ``min_ruled``: both over ``min_ruled``)."""
     inset = max(1, int(0.1 * c.w))
-    reach = int(c.border) + 3
-    top = _ruled_share(horiz_raw, c.y - reach, c.y + 3, c.x + inset, c.x + c.w - inset)
-    bot = _ruled_share(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, c.x + inset, c.x + c.w - inset)
+    top, bot = (_ruled_share(horiz_raw, *_ruling_rows(c, t), c.x + inset, c.x + c.w - inset) for t in (True, False))
     log.debug("  candidate cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
-    return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
+    return _both_ruled(top, bot, min_ruled, min_each)
 
 
 # The ruling test from the ink itself (``_RulingInk``, twenty-second session): a faint dashed
@@ -53,29 +57,35 @@ class _RulingInk:
     """
 
     def __init__(self, ink: np.ndarray) -> None:
-        self.sm = cv2.blur(ink.astype(np.float32), (INK_SMOOTH, 1))
+        self.ink = ink
+
+    @cached_property
+    def sm(self) -> np.ndarray:
+        # smoothed only when a candidate cell first asks (most pages never do)
+        return cv2.blur(self.ink.astype(np.float32), (INK_SMOOTH, 1))
 
     def _band(self, c: _Cell, top: bool, inner: bool = False) -> np.ndarray:
         H, W = self.sm.shape
-        inset, reach = max(1, int(0.1 * c.w)), int(c.border) + 3
-        if inner:  # paper: a band across the middle of the cell
+        inset = max(1, int(0.1 * c.w))
+        if inner:  # paper: a band across the middle of the cell, as tall as a ruling's band
+            reach = int(c.border) + 3
             y0, y1 = c.y + c.h // 2 - reach, c.y + c.h // 2 + reach
         else:
-            y0, y1 = (c.y - reach, c.y + 3) if top else (c.y + c.h - 3, c.y + c.h + reach)
+            y0, y1 = _ruling_rows(c, top)
         y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, c.x + inset), min(W, c.x + c.w - inset)
         if y1 <= y0 or x1 <= x0:
             return np.zeros(1, np.float32)
         return self.sm[y0:y1, x0:x1].max(axis=0)
 
-    def level(self, refs: list[_Cell]) -> tuple[float, float] | None:
-        """(threshold, contrast) from reference cells: halfway between their rulings' median
-        column maximum and the paper's (20th percentile across their middles); None when the
+    def level(self, refs: list[_Cell]) -> float | None:
+        """The threshold from reference cells: halfway between their rulings' median column
+        maximum and the paper's (20th percentile across their middles); None when the
         rulings stand less than ``INK_MIN_CONTRAST`` above the paper."""
         ruled = float(np.median(np.concatenate([self._band(r, t) for r in refs for t in (True, False)])))
         paper = float(np.percentile(np.concatenate([self._band(r, True, inner=True) for r in refs]), 20))
         if ruled - paper < INK_MIN_CONTRAST:
             return None
-        return paper + 0.5 * (ruled - paper), ruled - paper
+        return paper + 0.5 * (ruled - paper)
 
     def framed(self, c: _Cell, refs: list[_Cell], min_ruled: float, min_each: float | None = None) -> bool:
         """``_framed`` from the ink: the share of columns above (below) ``c`` over the
@@ -83,9 +93,9 @@ class _RulingInk:
         lv = self.level(refs)
         if lv is None:
             return False
-        top, bot = (float((self._band(c, t) >= lv[0]).mean()) for t in (True, False))
-        log.debug("  candidate cell %s ink-ruled top %.2f bottom %.2f (level %.3f)", (c.x, c.y, c.w, c.h), top, bot, lv[0])
-        return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
+        top, bot = (float((self._band(c, t) >= lv).mean()) for t in (True, False))
+        log.debug("  candidate cell %s ink-ruled top %.2f bottom %.2f (level %.3f)", (c.x, c.y, c.w, c.h), top, bot, lv)
+        return _both_ruled(top, bot, min_ruled, min_each)
 
 
 def _wall(mask: np.ndarray, x: float, c: _Cell, min_cover: float = 0.8) -> bool:

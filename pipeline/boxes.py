@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .box_bands import _band_cells
-from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _ruled_share, _trim_walled_cells, _widen_cut_cells
+from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _ruled_share, _ruling_rows, _trim_walled_cells, _widen_cut_cells
 from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise, restore_heights
 from .box_holes import _candidate_cells
 from .box_walls import walled_boxes
@@ -326,11 +326,7 @@ def _prefer_holes(band: list[_Cell], holes: list[_Cell], mask: np.ndarray, horiz
             return False
         strips = [(c.x, d.x - int(d.border)), (d.x + d.w + int(d.border), c.x + c.w)]
         strips = [(a, b) for a, b in strips if b - a >= 4]
-        reach = int(c.border) + 3
-        return bool(strips) and all(
-            min(_ruled_share(horiz_raw, c.y - reach, c.y + 3, a, b), _ruled_share(horiz_raw, c.y + c.h - 3, c.y + c.h + reach, a, b)) >= STRIP_RULED
-            for a, b in strips
-        )
+        return bool(strips) and all(_ruled_share(horiz_raw, *_ruling_rows(c, t), a, b) >= STRIP_RULED for a, b in strips for t in (True, False))
 
     out = []
     for c in band:

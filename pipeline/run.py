@@ -259,9 +259,8 @@ def reread_doubtful(
     Returns:
         ``forms``, with the pages where a second reading was kept assembled again.
     """
-    seconds = (
-        SegmentSettings(own_walls=True), SegmentSettings(drop_running_in=True), SegmentSettings(margin=REREAD_MARGIN), SegmentSettings(wall_strokes=True),
-    )
+    wall = SegmentSettings(wall_strokes=True)
+    seconds = (SegmentSettings(own_walls=True), SegmentSettings(drop_running_in=True), SegmentSettings(margin=REREAD_MARGIN), wall)
     todo: list[tuple[int, int, int, DigitCrop, bool]] = []  # page, field, cell, second crop, whether the first was flagged
     for pi, ((layout, crops, preds, upside_down), form) in enumerate(zip(pages, forms)):
         flagged = {id(d.cell) for f in form.fields for d in f.digits if d.flagged and not d.blank}
@@ -270,7 +269,7 @@ def reread_doubtful(
                 doubtful = id(crop.cell) in flagged
                 if crop.blank or not (doubtful or WALL_CHECK):
                     continue
-                for second in seconds if doubtful else seconds[-1:]:
+                for second in seconds if doubtful else (wall,):
                     alt = segment_cell(layout, crop.cell, upside_down=upside_down, settings=second)
                     if not alt.blank and float(np.abs(alt.pixels - crop.pixels).max()) > 0.05:
                         todo.append((pi, fi, ci, alt, doubtful))
