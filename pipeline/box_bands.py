@@ -16,6 +16,7 @@ from .box_cells import (
     _merge_split_cells,
     _ruled_share,
     _solid_blob,
+    dash_bridge,
 )
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,14 @@ def _segments(horiz: np.ndarray, min_len: int, max_thick: float, bridge: int, in
     return [g for g in joined if g.x1 - g.x0 >= min_len]
 
 
-def _ruled(horiz_raw: np.ndarray, y: float, x0: int, x1: int, bridge: int = 0) -> float:
+def _ruled(
+    horiz_raw: np.ndarray, y: float, x0: int, x1: int, bridge: int = 0, lost: int = 0, walls: tuple[int, int] | None = None,
+) -> float:
     """Mean over columns x0..x1 (exclusive) of the horizontal-line mask's maximum within 3 px
     of row ``y``: 255 when a ruling runs along the whole stretch, 0 when none does. Breaks of
-    up to ``bridge`` columns between two ruled columns (the gaps of a dashed line) count as ruled."""
-    return 255.0 * _ruled_share(horiz_raw, int(y) - 3, int(y) + 4, x0, x1, bridge)
+    up to ``bridge`` columns between two ruled columns (the gaps of a dashed line) count as
+    ruled, and lost dashes of up to ``lost`` (``box_cells._ruled_share``)."""
+    return 255.0 * _ruled_share(horiz_raw, int(y) - 3, int(y) + 4, x0, x1, bridge, lost, walls)
 
 
 def _gap_ruled(horiz_raw: np.ndarray, a: _Seg, b: _Seg, x0: int, x1: int) -> bool:
@@ -334,6 +338,9 @@ def _band_cells(
     handwriting seldom covers that much of a cell in a straight column). This is the
     projection-profile reading of comb fields (cf. the comb-field extraction of forms
     readers, e.g. Casey & Ferguson, "Intelligent forms processing", IBM Systems J., 1990).
+    A cell between two walls needs both rulings over 85% of its width; on a thin ruling that
+    is not solid on the raw ink, dashes lost by a 1-bit scan count as ruled
+    (``box_cells.dash_bridge``, ``DASH_LOST``; twenty-third session).
     """
     H, W = ink.shape
     min_side = max(8, 2 * length)
@@ -405,13 +412,14 @@ def _band_cells(
                 if weak is not None and len(weak) > len(walls):
                     walls = weak
             found = []
+            lost = dash_bridge(max(a.t, b.t), hb)  # a thin ruling's break where a dash was lost
             wide = 0  # framed boxes too wide for one digit: table cells, free-text boxes
-            for (_, e0), (s1, e1) in zip(walls, walls[1:]):
+            for (s0, e0), (s1, e1) in zip(walls, walls[1:]):
                 w = s1 - e0
                 if w < 0.15 * hb:
                     continue
-                top = _ruled(horiz_raw, a.y, e0, s1, bridge) if w > 0 else 0
-                bot = _ruled(horiz_raw, b.y, e0, s1, bridge) if w > 0 else 0
+                top = _ruled(horiz_raw, a.y, e0, s1, bridge, 0 if a.solid else lost, (s0, e1)) if w > 0 else 0
+                bot = _ruled(horiz_raw, b.y, e0, s1, bridge, 0 if b.solid else lost, (s0, e1)) if w > 0 else 0
                 if min(top, bot) < 0.85 * 255:
                     log.debug("  cell %d-%d ruled top %.0f bottom %.0f", e0, s1, top / 2.55, bot / 2.55)
                     continue
@@ -419,7 +427,7 @@ def _band_cells(
                     wide += 1
                     continue
                 found.append(_Cell(e0, ty, w, hb, max(a.t, b.t)))
-            log.debug("band y %.0f-%.0f walls %s cells %s", a.y, b.y, walls, [(c.x, c.w) for c in found])
+            log.debug("band y %.0f-%.0f t %.1f/%.1f walls %s cells %s", a.y, b.y, a.t, b.t, walls, [(c.x, c.w) for c in found])
             if found and wide >= len(found):
                 break  # a table row, not a row of digit cells
             found = [

@@ -68,22 +68,67 @@ def _ruling_rows(c: _Cell, top: bool) -> tuple[int, int]:
     return (c.y - reach, c.y + 3) if top else (c.y + c.h - 3, c.y + c.h + reach)
 
 
-def _ruled_share(horiz: np.ndarray, y0: int, y1: int, x0: int, x1: int, bridge: int = 0) -> float:
+# A dashed ruling printed thin and scanned 1-bit can lose whole dashes: a 3 x 10 grid of 1 px
+# dashes (13 px on, 9 px off at 310 dpi) showed breaks of 16-30 px in its line mask, one or
+# two per 73 px cell, most cells ruled over only 52-85% of their width (seed 27001
+# ``holdout_007``: 2 of 30 cells found). Breaks of a thin ruling of up to DASH_LOST cell
+# heights count as ruled, between two ruled columns, or between one and a wall where the
+# break runs on past the wall (``_ruled_share(walls=...)``): at the end of a separate box's
+# ruling the ruling stops at its wall.
+DASH_LOST = 0.35
+DASH_THIN = 0.05  # thickest ruling so bridged, in cell heights: the modules of a QR code are thicker (0.1)
+
+
+def dash_bridge(thickness: float, height: float) -> int:
+    """Longest break, pixels, of a ruling ``thickness`` px thick over a cell ``height`` px
+    tall that still counts as ruled (a lost dash): ``DASH_LOST * height`` for a thin ruling,
+    0 for one thicker than ``DASH_THIN * height``."""
+    return int(DASH_LOST * height) if thickness <= DASH_THIN * height else 0
+
+
+def _ruled_share(
+    horiz: np.ndarray, y0: int, y1: int, x0: int, x1: int, bridge: int = 0, lost: int = 0,
+    walls: tuple[int, int] | None = None, ends: tuple[bool, bool] = (False, False),
+) -> float:
     """Share of columns x0..x1 (exclusive) that the horizontal-line mask ``horiz`` ((H, W) uint8
     0/255) inks somewhere in rows y0..y1 (exclusive); both ranges are clipped to the page.
+
     Breaks of up to ``bridge`` columns between two ruled columns (the gaps of a dashed line)
-    count as ruled. 0 for an empty range."""
+    count as ruled. Where that leaves at least half of the stretch ruled, so do breaks of up
+    to ``lost`` columns (dashes lost: ``dash_bridge``) and, with ``walls`` = (first column of
+    the left wall, column after the right wall), walls standing at [walls[0], x0) and
+    [x1, walls[1]), breaks of up to ``lost`` columns between a wall and a ruled column where
+    the column beyond that wall is not ruled either (a dash lost across a corner of a comb or
+    grid; a separate box's ruling runs up to its wall). With ``ends`` = (left, right), breaks
+    of up to ``lost`` columns at those ends of the stretch count whatever lies beyond (a cell
+    placed by the row's pitch, not found between walls). 0 for an empty range.
+    """
     H, W = horiz.shape
     y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, x0), min(W, x1)
     if y1 <= y0 or x1 <= x0:
         return 0.0
     prof = (horiz[y0:y1, x0:x1] > 0).any(axis=0)
-    if bridge > 0:
+
+    def close(limit: int) -> None:
         on = np.nonzero(prof)[0]
         if on.size >= 2:
             d = np.diff(on)
-            for i in np.nonzero((d > 1) & (d <= bridge + 1))[0]:
+            for i in np.nonzero((d > 1) & (d <= limit + 1))[0]:
                 prof[on[i] + 1 : on[i + 1]] = True
+
+    if bridge > 0:
+        close(bridge)
+    if lost > bridge and prof.mean() >= 0.5:
+        close(lost)
+        on = np.nonzero(prof)[0]
+        if on.size:
+            def open_beyond(col: int | None) -> bool:  # the column beyond a wall is not ruled either
+                return col is not None and not (0 <= col < W and bool((horiz[y0:y1, col] > 0).any()))
+
+            if 0 < on[0] <= lost and (ends[0] or open_beyond(walls[0] - 1 if walls else None)):
+                prof[: on[0]] = True
+            if 0 < len(prof) - 1 - on[-1] <= lost and (ends[1] or open_beyond(walls[1] if walls else None)):
+                prof[on[-1] + 1 :] = True
     return float(prof.mean())
 
 

@@ -372,9 +372,9 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
 
     Returns:
         The new cells (aligned-page pixels; none when the paper noise does not allow a lower
-        level) and, when there are any, the scaled-up ink's line masks and ink mask, which
-        field completion then uses as well (the rulings of a faint row are too faint for
-        the unscaled masks).
+        level) and, when faint cells show (new or not), the scaled-up ink's line masks and
+        ink mask, which field completion then uses as well (the rulings of a faint row are
+        too faint for the unscaled masks).
     """
     sigma = noise_sigma(ink)
     low = max(FAINT_MIN_LEVEL, 5.0 * sigma / np.sqrt(max(3, length // 3)))
@@ -387,16 +387,14 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
     # half the faint cells of seed-13001 holdout_052 and holdout_007.)
     fpl = page_lines(boosted, length, cross=False)
     fmask = ink_mask(boosted)
-    new = _candidate_cells(fpl.both, fmask, length, s)
-    new = [
-        c for c in new
-        if _frame_ink(ink, c) < FAINT_MAX_FRAME
-        and all(_overlap(c, f) < 0.1 * min(c.w * c.h, f.w * f.h) for f in found)
-        and _ruled_sides(ink, c, sigma)
-    ]
+    faint = [c for c in _candidate_cells(fpl.both, fmask, length, s) if _frame_ink(ink, c) < FAINT_MAX_FRAME and _ruled_sides(ink, c, sigma)]
+    new = [c for c in faint if all(_overlap(c, f) < 0.1 * min(c.w * c.h, f.w * f.h) for f in found)]
     # a faint field is a row of cells: a lone faint cell is more likely a phantom of the noise
     new = [c for c in new if any(_same_row(c, d, s) for d in new + found if d is not c)]
-    return _Faint(new, fpl, fmask) if new else _Faint([], None, None)
+    # the masks serve completion wherever faint cells show, found at full contrast as well
+    # (a faint comb that the band finder found in part still needs them for the rest)
+    faint = [c for c in faint if any(_same_row(c, d, s) for d in faint + found if d is not c)]
+    return _Faint(new, fpl, fmask) if faint else _Faint([], None, None)
 
 
 @dataclass(frozen=True, slots=True)
