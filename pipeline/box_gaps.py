@@ -30,18 +30,17 @@ def _both_ruled(top: float, bot: float, min_ruled: float, min_each: float | None
     return min(top, bot) >= (min_ruled if min_each is None else min_each) and top + bot >= 2 * min_ruled
 
 
-def _framed(
-    c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float | None = None, ends: tuple[bool, bool] = (False, False),
-) -> bool:
+def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float | None = None) -> bool:
     """Whether rulings run above and below cell ``c`` over ``min_ruled`` of its width (10% inset)
     on average, and each over ``min_each`` (default ``min_ruled``: both over ``min_ruled``).
-    Dashes lost from a thin ruling count as ruled (``box_cells.dash_bridge``), with ``ends`` =
-    (left, right) at those ends of the cell too: the ends next to found cells of its row (both
-    for a cell placed between two found ones by their pitch; the near end only beyond a row's
-    end, where across the far end a label's letters beside the first wall passed)."""
+    Dashes lost from a thin ruling count as ruled (``box_cells.dash_bridge``), at the cell's
+    ends too: the cell is placed by its row's pitch or its neighbour's rulings, not found
+    between walls. (Bridging only the end next to the row's found cells beyond a row's end
+    kept 2 letters of labels from passing as cells, but lost 5 written digits of 3 rows on
+    the development forms.)"""
     inset = max(1, int(0.1 * c.w))
     lost = dash_bridge(c.border, c.h)  # dashes lost from a thin ruling (box_cells.DASH_LOST)
-    top, bot = (_ruled_share(horiz_raw, *_ruling_rows(c, t), c.x + inset, c.x + c.w - inset, 0, lost, ends=ends) for t in (True, False))
+    top, bot = (_ruled_share(horiz_raw, *_ruling_rows(c, t), c.x + inset, c.x + c.w - inset, 0, lost, ends=(True, True)) for t in (True, False))
     log.debug("  candidate cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
     return _both_ruled(top, bot, min_ruled, min_each)
 
@@ -279,7 +278,7 @@ def fill_gaps(
                 f = (x + cw / 2 - a.cx) / (b.cx - a.cx)
                 y = a.y + f * (b.y - a.y)
                 c = _Cell(int(round(x)), int(round(y)), int(round(cw)), int(round(h)), border)
-                ruled = _framed(c, horiz_raw, min_ruled_gap, GAP_RULED_EACH, ends=(True, True)) or (ri is not None and ri.framed(c, [a, b], min_ruled_gap, GAP_RULED_EACH))
+                ruled = _framed(c, horiz_raw, min_ruled_gap, GAP_RULED_EACH) or (ri is not None and ri.framed(c, [a, b], min_ruled_gap, GAP_RULED_EACH))
                 if not ruled or _inked_corners(mask, c.x, c.y, c.w, c.h) >= 2:
                     break
                 if boxes and not (_wall(walls, c.x - border / 2 - 0.5, c) and _wall(walls, c.x + c.w + border / 2, c)):
@@ -309,7 +308,7 @@ def fill_gaps(
                 if any(_iou(c, d) > 0.1 for d in out):
                     break
                 if not (
-                    (_framed(c, horiz_raw, min_ruled, ends=(step == 1, step == -1)) or (ri is not None and ri.framed(c, [end], min_ruled)))
+                    (_framed(c, horiz_raw, min_ruled) or (ri is not None and ri.framed(c, [end], min_ruled)))
                     and _wall(walls, c.x - border / 2 - 0.5, c)
                     and _wall(walls, c.x + c.w + border / 2, c)
                     and _inked_corners(mask, c.x, c.y, c.w, c.h) < 2

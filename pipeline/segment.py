@@ -90,43 +90,6 @@ def _box_lines(lines: np.ndarray, interior: np.ndarray) -> np.ndarray:
     return cv2.dilate((lines > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) & (1 - interior)
 
 
-# Box lines printed in a dropout colour (or faint grey) are far lighter than handwriting: a
-# "6" whose left stroke ran down the faint left wall of its box (ink 0.1-0.2 against 0.5-0.7
-# for the pen) lost that stroke with the wall and was read "5" at 0.997, unflagged (seed
-# 21001 ``holdout_058``). On the side walls, line pixels DROPOUT_RATIO times as dark as the
-# lines (their DROPOUT_LINE percentile; the mask is grown by 1 px onto the paper) are pen.
-# Top and bottom rulings are left out: the pen on a ruling between two rows joined a "0"
-# to the "7" touching it from below (``sample_forms/sample_002.jpg``), as with wall_strokes.
-DROPOUT_RATIO = 2.5
-DROPOUT_LINE = 75
-
-
-def _dropout(line: np.ndarray, ink: np.ndarray, interior: tuple[int, int, int, int], d: int) -> np.ndarray:
-    """``line`` less the pen on the cell's side walls: pixels within ``d`` px of the left or
-    right edge of ``interior``, beside its rows, where the ink is ``DROPOUT_RATIO`` times as
-    dark as the box lines of the region.
-
-    Args:
-        line: (h, w) uint8 0/1 box lines of a search region (``_box_lines``).
-        ink: (h, w) float32 ink darkness in [0, 1] of the same region.
-        interior: the cell (x, y, w, h) in region pixels. d: half-width of a wall's band, pixels.
-
-    Returns:
-        (h, w) uint8 0/1; ``line`` itself where the lines are as dark as the pen (no pixel
-        reaches the ratio, as on a 1-bit or black-printed form).
-    """
-    on = line > 0
-    if not on.any():
-        return line
-    level = float(np.percentile(ink[on], DROPOUT_LINE))
-    x, y, w, h = interior
-    sides = np.zeros_like(on)
-    for c in (x, x + w):
-        sides[max(0, y) : y + h, max(0, c - d) : c + d] = True
-    pen = on & sides & (ink >= DROPOUT_RATIO * level)
-    return line & (1 - pen.astype(np.uint8)) if pen.any() else line
-
-
 def _strokes(raw: np.ndarray, line: np.ndarray, line_width: float) -> np.ndarray:
     """Binary strokes with the box lines removed and the ink that crosses them restored.
 
@@ -890,7 +853,6 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         line = walls | (line & cv2.dilate(walls, np.ones((2 * WALL_GROW + 1, 2 * WALL_GROW + 1), np.uint8)))
     if s.wall_strokes:
         line = line & (1 - _thickened_walls(raw, (cx0, cy0, w, h), layout.line_width))
-    line = _dropout(line, ink, (cx0, cy0, w, h), d)
     strokes = _strokes(raw, line, layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
     n, labels, stats, cents = cv2.connectedComponentsWithStats(strokes, connectivity=8)
