@@ -36,7 +36,7 @@ def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float |
     Dashes lost from a thin ruling count as ruled (``box_cells.dash_bridge``), at the cell's
     ends too: the cell is placed by its row's pitch or its neighbour's rulings, not found
     between walls. (Bridging only the end next to the row's found cells beyond a row's end
-    kept 2 letters of labels from passing as cells, but lost 5 written digits of 3 rows on
+    kept 2 letters of labels from passing as cells, but lost 5 written digits of 2 rows on
     the development forms.)"""
     inset = max(1, int(0.1 * c.w))
     lost = dash_bridge(c.border, c.h)  # dashes lost from a thin ruling (box_cells.DASH_LOST)
