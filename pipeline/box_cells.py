@@ -88,7 +88,7 @@ def dash_bridge(thickness: float, height: float) -> int:
 
 def _ruled_share(
     horiz: np.ndarray, y0: int, y1: int, x0: int, x1: int, bridge: int = 0, lost: int = 0,
-    walls: tuple[int, int] | None = None, ends: tuple[bool, bool] = (False, False),
+    walls: tuple[int, int] | None = None, ends: bool = False,
 ) -> float:
     """Share of columns x0..x1 (exclusive) that the horizontal-line mask ``horiz`` ((H, W) uint8
     0/255) inks somewhere in rows y0..y1 (exclusive); both ranges are clipped to the page.
@@ -99,9 +99,9 @@ def _ruled_share(
     the left wall, column after the right wall), walls standing at [walls[0], x0) and
     [x1, walls[1]), breaks of up to ``lost`` columns between a wall and a ruled column where
     the column beyond that wall is not ruled either (a dash lost across a corner of a comb or
-    grid; a separate box's ruling runs up to its wall). With ``ends`` = (left, right), breaks
-    of up to ``lost`` columns at those ends of the stretch count whatever lies beyond (a cell
-    placed by the row's pitch, not found between walls). 0 for an empty range.
+    grid; a separate box's ruling runs up to its wall). With ``ends``, breaks of up to
+    ``lost`` columns at either end of the stretch count whatever lies beyond (a cell placed
+    by the row's pitch, not found between walls). 0 for an empty range.
     """
     H, W = horiz.shape
     y0, y1, x0, x1 = max(0, y0), min(H, y1), max(0, x0), min(W, x1)
@@ -125,9 +125,9 @@ def _ruled_share(
             def open_beyond(col: int | None) -> bool:  # the column beyond a wall is not ruled either
                 return col is not None and not (0 <= col < W and bool((horiz[y0:y1, col] > 0).any()))
 
-            if 0 < on[0] <= lost and (ends[0] or open_beyond(walls[0] - 1 if walls else None)):
+            if 0 < on[0] <= lost and (ends or open_beyond(walls[0] - 1 if walls else None)):
                 prof[: on[0]] = True
-            if 0 < len(prof) - 1 - on[-1] <= lost and (ends[1] or open_beyond(walls[1] if walls else None)):
+            if 0 < len(prof) - 1 - on[-1] <= lost and (ends or open_beyond(walls[1] if walls else None)):
                 prof[on[-1] + 1 :] = True
     return float(prof.mean())
 

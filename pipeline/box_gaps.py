@@ -40,7 +40,7 @@ def _framed(c: _Cell, horiz_raw: np.ndarray, min_ruled: float, min_each: float |
     the development forms.)"""
     inset = max(1, int(0.1 * c.w))
     lost = dash_bridge(c.border, c.h)  # dashes lost from a thin ruling (box_cells.DASH_LOST)
-    top, bot = (_ruled_share(horiz_raw, *_ruling_rows(c, t), c.x + inset, c.x + c.w - inset, 0, lost, ends=(True, True)) for t in (True, False))
+    top, bot = (_ruled_share(horiz_raw, *_ruling_rows(c, t), c.x + inset, c.x + c.w - inset, 0, lost, ends=True) for t in (True, False))
     log.debug("  candidate cell %s ruled top %.2f bottom %.2f", (c.x, c.y, c.w, c.h), top, bot)
     return _both_ruled(top, bot, min_ruled, min_each)
 

@@ -728,3 +728,25 @@ def test_a_thin_dashed_grid_that_lost_dashes_is_found():
     hit = [t for t in truth if max((iou(t, b) for b in found), default=0.0) >= 0.6]
     assert len(hit) == len(truth), (len(hit), found)
     assert len(found) == len(truth), found
+
+
+def test_a_lost_dash_counts_as_ruled_only_where_the_ruling_would_run_on():
+    from pipeline.box_cells import _ruled_share
+
+    def row(*runs):
+        h = np.zeros((1, 120), np.uint8)
+        for a, b in runs:
+            h[0, a:b] = 255
+        return h
+
+    # a cell between walls at [8, 10) and [60, 62); a dash lost at its right corner
+    comb = row((10, 40), (66, 120))  # the break runs on past the wall: a comb's ruling
+    box = row((10, 40), (62, 120))  # the ruling beyond the wall starts at it: the next box's
+    assert _ruled_share(comb, 0, 1, 10, 60, 5, 25, walls=(8, 62)) == 1.0
+    assert _ruled_share(box, 0, 1, 10, 60, 5, 25, walls=(8, 62)) == 0.6
+    assert _ruled_share(comb, 0, 1, 10, 60, 5, 0, walls=(8, 62)) == 0.6  # no lost dashes asked for
+    # under half of the stretch ruled: nothing is bridged
+    assert _ruled_share(row((10, 30), (46, 50)), 0, 1, 10, 60, 5, 25, walls=(8, 62)) == 0.48
+    assert _ruled_share(row((10, 30)), 0, 1, 10, 60, 5, 25, ends=True) == 0.4
+    # placed by pitch (ends): breaks at either end up to ``lost`` count
+    assert _ruled_share(row((20, 50)), 0, 1, 10, 60, 5, 25, ends=True) == 1.0

@@ -538,4 +538,3 @@ def test_a_digit_touching_a_neighbours_running_stroke_does_not_give_way_to_a_spe
 
     mid = _middle(draw, SegmentSettings(drop_running_in=True))
     assert not mid.blank and mid.extent > 0.5  # the ring is kept (the speck alone would read blank)
-
