@@ -64,6 +64,7 @@ class _RulingInk:
 
     def __init__(self, ink: np.ndarray) -> None:
         self.ink = ink
+        self._levels: dict[tuple[tuple[int, int, int, int, float], ...], float | None] = {}
 
     @cached_property
     def sm(self) -> np.ndarray:
@@ -86,12 +87,14 @@ class _RulingInk:
     def level(self, refs: list[_Cell]) -> float | None:
         """The threshold from reference cells: halfway between their rulings' median column
         maximum and the paper's (20th percentile across their middles); None when the
-        rulings stand less than ``INK_MIN_CONTRAST`` above the paper."""
-        ruled = float(np.median(np.concatenate([self._band(r, t) for r in refs for t in (True, False)])))
-        paper = float(np.percentile(np.concatenate([self._band(r, True, inner=True) for r in refs]), 20))
-        if ruled - paper < INK_MIN_CONTRAST:
-            return None
-        return paper + 0.5 * (ruled - paper)
+        rulings stand less than ``INK_MIN_CONTRAST`` above the paper. Kept per set of
+        reference cells: a row's end is the reference of up to ``END_CELLS`` candidates."""
+        key = tuple((r.x, r.y, r.w, r.h, r.border) for r in refs)
+        if key not in self._levels:
+            ruled = float(np.median(np.concatenate([self._band(r, t) for r in refs for t in (True, False)])))
+            paper = float(np.percentile(np.concatenate([self._band(r, True, inner=True) for r in refs]), 20))
+            self._levels[key] = None if ruled - paper < INK_MIN_CONTRAST else paper + 0.5 * (ruled - paper)
+        return self._levels[key]
 
     def framed(self, c: _Cell, refs: list[_Cell], min_ruled: float, min_each: float | None = None) -> bool:
         """``_framed`` from the ink: the share of columns above (below) ``c`` over the

@@ -393,8 +393,8 @@ def _faint_cells(ink: np.ndarray, length: int, s: BoxSettings, found: list[_Cell
     new = [c for c in new if any(_same_row(c, d, s) for d in new + found if d is not c)]
     # the masks serve completion wherever faint cells show, found at full contrast as well
     # (a faint comb that the band finder found in part still needs them for the rest)
-    faint = [c for c in faint if any(_same_row(c, d, s) for d in faint + found if d is not c)]
-    return _Faint(new, fpl, fmask) if faint else _Faint([], None, None)
+    shows = any(_same_row(c, d, s) for c in faint for d in faint + found if d is not c)
+    return _Faint(new, fpl, fmask) if shows else _Faint([], None, None)
 
 
 @dataclass(frozen=True, slots=True)
