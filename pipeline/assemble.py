@@ -209,7 +209,7 @@ def assemble_form(
         if upside_down:
             cells.reverse()
         reasons = [_digit_flags(crop, pred, threshold) + ((FLAG_IN_TEXT,) if fb.in_text and not crop.blank else ()) for _, crop, pred in cells]
-        digits = tuple(DigitResult(cell, crop, pred, flagged=bool(r)) for (cell, crop, pred), r in zip(cells, reasons))
+        digits = tuple(DigitResult(cell, crop, pred, flagged=bool(r), flags=r) for (cell, crop, pred), r in zip(cells, reasons))
         value = "".join(str(d.prediction.digit) for d in digits if d.prediction.digit is not None)
         flags = [name for name in (*_DIGIT_FLAGS, FLAG_IN_TEXT) if any(name in r for r in reasons)]
         written = [i for i, d in enumerate(digits) if not d.blank]

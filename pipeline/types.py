@@ -156,6 +156,7 @@ class DigitResult:
     crop: DigitCrop
     prediction: DigitPrediction
     flagged: bool  # True when a person should look at this digit
+    flags: tuple[str, ...] = ()  # why it is flagged (``assemble`` reason names, e.g. "low_confidence"); empty when not flagged
 
     @property
     def blank(self) -> bool:

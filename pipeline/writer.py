@@ -93,6 +93,7 @@ def _digit_to_dict(d: DigitResult) -> dict[str, Any]:
         "blank": bool(d.blank),
         "confidence": _conf(p.confidence),
         "flagged": bool(d.flagged),
+        "flags": [str(x) for x in d.flags],
         "alternatives": [[str(label), _conf(prob)] for label, prob in p.alternatives],
     }
 

@@ -99,6 +99,7 @@ def test_digit_below_threshold_flags_digit_field_and_page():
     form = build(make_layout([3, 2]), [[(1, 0.99), (2, 0.5), (3, 0.99)], [(4, 0.99), (5, 0.99)]], threshold=0.9)
     low, other = form.fields
     assert [d.flagged for d in low.digits] == [False, True, False]
+    assert [d.flags for d in low.digits] == [(), (FLAG_LOW_CONFIDENCE,), ()]
     assert low.flagged and low.flags == (FLAG_LOW_CONFIDENCE,)
     assert not other.flagged and other.flags == ()
     assert form.status is PageStatus.NEEDS_REVIEW
@@ -224,6 +225,7 @@ def test_assemble_properties(fields, threshold, upside_down):
         assert f.confidence == pytest.approx(field_confidence([p for _, p in cells], n_blank, seg))
         assert 0.0 < f.confidence < 1.0
         assert [d.flagged for d in f.digits] == [p < threshold for _, p in cells]
+        assert [d.flags for d in f.digits] == [(FLAG_LOW_CONFIDENCE,) if p < threshold else () for _, p in cells]
         assert (FLAG_LOW_CONFIDENCE in f.flags) == any(p < threshold for _, p in cells)
         assert f.flagged == bool(f.flags)
     review = any(f.flagged for f in form.fields)

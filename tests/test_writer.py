@@ -39,11 +39,12 @@ def make_digit(
     confidence: float = 0.99,
     flagged: bool = False,
     alternatives: tuple[tuple[str, float], ...] = (("1", 0.005),),
+    flags: tuple[str, ...] = (),
 ) -> DigitResult:
     cell = DigitBox(field_index=0, position=0, box=box, aligned_box=(10, 20, 8, 12))
     crop = DigitCrop(cell=cell, pixels=np.zeros((28, 28), np.float32), blank=digit is None, ink=0.0 if digit is None else 0.2)
     pred = DigitPrediction(digit=digit, confidence=confidence, margin=0.5, alternatives=alternatives)
-    return DigitResult(cell=cell, crop=crop, prediction=pred, flagged=flagged)
+    return DigitResult(cell=cell, crop=crop, prediction=pred, flagged=flagged, flags=flags)
 
 
 def make_field(
@@ -175,7 +176,7 @@ def test_round_trip_all_formats(batch: list[FormResult]) -> None:
 
 def test_form_to_dict_shape_and_rounding() -> None:
     digit = make_digit(0, box=(10.04, 20.36, 8.0, 12.5), confidence=0.123456, alternatives=(("6", 0.0123456),))
-    blank = make_digit(None, box=(20, 20, 8, 12), confidence=0.9, flagged=True, alternatives=())
+    blank = make_digit(None, box=(20, 20, 8, 12), confidence=0.9, flagged=True, alternatives=(), flags=("low_confidence",))
     form = make_form(fields=(make_field(value="0", digits=(digit, blank), flags=("low_confidence",)),))
     d = form_to_dict(form)
     assert list(d) == ["source", "page", "status", "error", "width", "height", "fields", "rotation", "skew"]
@@ -185,7 +186,8 @@ def test_form_to_dict_shape_and_rounding() -> None:
     assert f["box"] == [5, 15, 100, 20] and all(type(v) is int for v in f["box"])
     assert f["flags"] == ["low_confidence"] and f["flagged"] is True
     d0, d1 = f["digits"]
-    assert list(d0) == ["box", "digit", "blank", "confidence", "flagged", "alternatives"]
+    assert list(d0) == ["box", "digit", "blank", "confidence", "flagged", "flags", "alternatives"]
+    assert d0["flags"] == [] and d1["flags"] == ["low_confidence"]
     assert d0["box"] == [10, 20.4, 8, 12.5]
     assert d0["digit"] == "0" and d0["blank"] is False and d0["confidence"] == 0.1235
     assert d0["alternatives"] == [["6", 0.0123]]
