@@ -164,7 +164,11 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
 
     Returns:
         Dict of int counts; ``mistakes`` lists each wrong or missed non-blank digit as
-        {"field", "position", "truth", "pred", "flagged", "found"}.
+        {"field", "position", "truth", "pred", "flagged", "found"}; ``flag_reasons`` maps each
+        per-digit flag reason (the digits' ``flags`` in the JSON output; absent in older
+        files) to [right, wrong, right alone, wrong alone]: digits read (not blank verdicts)
+        carrying it that are right or wrong (a misread written digit, or a digit read where
+        none is written), and of those, the ones it alone flagged.
     """
     c = dict.fromkeys(COUNTS, 0)
     c.update(source=page_key(truth)[0], page=page_key(truth)[1], pages_truth=1, pages_missing=int(pred is None))
@@ -174,10 +178,19 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
     m = _match(_iou(tb, pb), iou)
     mistakes = []
     c["cells_truth"], c["cells_found"], c["cells_predicted"] = len(tcells), len(m), len(pcells)
-    for _, d in pcells:
-        if cell_digit(d) is not None:
+    truth_of = {pi: ti for ti, pi in m.items()}
+    reasons: dict[str, list[int]] = {}
+    for pi, (_, d) in enumerate(pcells):
+        got = cell_digit(d)
+        if got is not None:
             c["predicted_digits"] += 1
             c["flagged"] += int(bool(d.get("flagged")))
+            right = pi in truth_of and cell_digit(tcells[truth_of[pi]][1]) == got
+            flags = d.get("flags") or []
+            for r in flags:
+                tally = reasons.setdefault(str(r), [0, 0, 0, 0])
+                tally[int(not right)] += 1
+                tally[2 + int(not right)] += int(len(flags) == 1)
         else:
             c["flagged_blanks"] += int(bool(d.get("flagged")))
     tfield_pos: dict[int, int] = {}
@@ -234,6 +247,7 @@ def score_page(pred: dict | None, truth: dict, *, iou: float = 0.5) -> dict:
             outcomes.append([float(conf), exact, flagged])
     c["mistakes"] = mistakes
     c["field_outcomes"] = outcomes
+    c["flag_reasons"] = reasons
     return c
 
 
@@ -260,6 +274,15 @@ def _field_calibration(outcomes: list[list]) -> dict:
         "field_ece": ece(a[:, 0], a[:, 1] > 0),
         "field_ece_unflagged": ece(a[un, 0], a[un, 1] > 0),
     }
+
+
+def _sum_reasons(per_page: list[dict]) -> dict[str, dict[str, int]]:
+    """Per-page ``flag_reasons`` summed: {reason: {"right", "wrong", "right_alone", "wrong_alone"}}, sorted by name."""
+    total: dict[str, list[int]] = {}
+    for p in per_page:
+        for r, t in p["flag_reasons"].items():
+            total[r] = [a + b for a, b in zip(total.get(r, [0, 0, 0, 0]), t)]
+    return {r: dict(zip(("right", "wrong", "right_alone", "wrong_alone"), t)) for r, t in sorted(total.items())}
 
 
 def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float = 0.5) -> dict:
@@ -291,8 +314,10 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         ``fields_flagged`` and ``fields_wrong_unflagged`` (found fields flagged, and read
         wrong but not flagged: values that would go out unchecked), the field calibration
         figures of ``_field_calibration`` (``field_confidence``, ``field_accuracy_found``,
-        ``field_ece``, ``field_ece_unflagged``), and
-        ``per_page``: the per-page counts from ``score_page``, in truth order.
+        ``field_ece``, ``field_ece_unflagged``), ``flag_reasons`` (per review reason, the
+        digits read that carry it, right and wrong, and those it alone flagged: which rules
+        earn their reviews on your forms; empty for output written without per-digit
+        ``flags``), and ``per_page``: the per-page counts from ``score_page``, in truth order.
 
     >>> score_pages(truth, truth)["digit_accuracy"]  # doctest: +SKIP
     1.0
@@ -318,6 +343,7 @@ def score_pages(pred_pages: list[dict], truth_pages: list[dict], *, iou: float =
         caught=_ratio(s["errors_flagged"], errors),
         field_accuracy=_ratio(s["fields_exact"], s["fields_truth"]),
         **_field_calibration([o for p in per_page for o in p["field_outcomes"]]),
+        flag_reasons=_sum_reasons(per_page),
         iou=iou,
         per_page=per_page,
     )
@@ -343,6 +369,11 @@ def format_report(scores: dict) -> str:
         f"fields  exact {s['field_accuracy']:.4f} ({s['fields_exact']}/{s['fields_truth']})   "
         f"flagged {s['fields_flagged']}   wrong and unflagged {s['fields_wrong_unflagged']}   "
         f"mean confidence {s['field_confidence']:.4f} (exact on found {s['field_accuracy_found']:.4f}, ECE {s['field_ece']:.4f})",
+    ]
+    if s.get("flag_reasons"):
+        lines.append("flag reasons (digits read carrying it: right / wrong; flagged by it alone: right / wrong)")
+        lines += [f"  {r:<16} {t['right']:>6} / {t['wrong']:<6} alone {t['right_alone']:>6} / {t['wrong_alone']}" for r, t in s["flag_reasons"].items()]
+    lines += [
         "",
         f"{'source':<28} {'page':>4} {'cells':>11} {'digits':>11} {'fields':>9}",
     ]

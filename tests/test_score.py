@@ -177,3 +177,22 @@ def test_digits_degraded_past_reading_are_counted_apart() -> None:
     s = score_pages(pred, _truth())
     assert s["digits_legible"] == s["digits_truth"] == 9 and s["digit_accuracy_legible"] == s["digit_accuracy"]
     assert s["errors_unflagged_legible"] == 1 and s["illegible_wrong_unflagged"] == 0
+
+
+def test_flag_reasons_count_right_and_wrong_digits_per_reason() -> None:
+    pred = _pred()
+    _set(pred, 0, 0, 0, "7", flagged=True)  # a misread, flagged for two reasons
+    pred[0]["fields"][0]["digits"][0]["flags"] = ["low_confidence", "reread"]
+    _set(pred, 0, 1, 1, "5", flagged=True)  # right, flagged by one reason alone
+    pred[0]["fields"][1]["digits"][1]["flags"] = ["reread"]
+    _set(pred, 0, 0, 3, "5", flagged=True)  # a digit read on a blank cell: wrong
+    pred[0]["fields"][0]["digits"][3]["flags"] = ["small_mark"]
+    pred[1]["fields"][0]["digits"][2].update(flagged=True, flags=["ink_on_line"])  # a blank verdict: not a digit read
+    s = score_pages(pred, _truth())
+    assert s["flag_reasons"] == {
+        "low_confidence": {"right": 0, "wrong": 1, "right_alone": 0, "wrong_alone": 0},
+        "reread": {"right": 1, "wrong": 1, "right_alone": 1, "wrong_alone": 0},
+        "small_mark": {"right": 0, "wrong": 1, "right_alone": 0, "wrong_alone": 1},
+    }
+    assert "  reread                1 / 1      alone      1 / 0" in format_report(s)
+    assert score_pages(_pred(), _truth())["flag_reasons"] == {}
