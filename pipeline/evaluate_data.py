@@ -27,7 +27,7 @@ SCORE_KEYS = (  # figures of ``pipeline.score.score_pages`` copied into a forms 
     "pages_truth", "pages_missing", "cells_truth", "cells_found", "cells_predicted", "digits_truth", "digits_found",
     "blank_truth", "false_digits_on_blank", "fields_truth", "fields_exact", "spurious_digits", "spurious_unflagged",
     "fields_flagged", "fields_wrong_unflagged", "field_confidence", "field_accuracy_found", "field_ece", "field_ece_unflagged",
-    "digits_legible", "digit_accuracy_legible", "errors_unflagged_legible", "illegible_wrong_unflagged",
+    "digits_legible", "digit_accuracy_legible", "errors_unflagged_legible", "illegible_wrong_unflagged", "flag_reasons",
 )
 
 

@@ -162,6 +162,10 @@ def test_evaluate_forms(tmp_path: Path):
         assert 0.0 <= s[k] <= 1.0, k
     assert s["cell_recall"] > 0.9 and s["accuracy"] > 0.85
     assert s["n"] <= s["digits_truth"] and s["pages_failed"] == 0
+    from pipeline.assemble import _DIGIT_FLAGS, FLAG_IN_TEXT
+
+    assert set(s["flag_reasons"]) <= {*_DIGIT_FLAGS, FLAG_IN_TEXT}
+    assert all(t["right_alone"] <= t["right"] and t["wrong_alone"] <= t["wrong"] for t in s["flag_reasons"].values())
     assert s["recommended_threshold"] is None or 0.0 <= s["recommended_threshold"] <= 1.0
     assert_pngs(out)
 
