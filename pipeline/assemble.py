@@ -129,7 +129,7 @@ _DIGIT_FLAGS = (
 )
 
 
-def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float, single_cell: bool = False) -> tuple[str, ...]:
+def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float, single_cell: bool) -> tuple[str, ...]:
     """The reasons (``_DIGIT_FLAGS`` names, in that order) why one cell's verdict needs review;
     ``single_cell``: the cell is its field's only one."""
     hits = (
