@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.align import align_page
 from pipeline.boxes import find_fields
-from pipeline.segment import CENTRE, SegmentSettings, _along_wall, _attach_across_walls, _run_on, segment_cell, to_mnist
+from pipeline.segment import CENTRE, SegmentSettings, _along_wall, _attach_across_walls, _run_on, _without_specks, segment_cell, to_mnist
 from pipeline.types import Page
 
 
@@ -105,6 +105,38 @@ def test_stroke_crossing_the_border_stays_whole():
     # the crop spans the whole stroke (56 px), part of which lies outside the cell
     ys, _ = np.nonzero(crop.pixels > 0.3)
     assert ys.max() - ys.min() >= 18
+
+
+def test_a_speck_beside_the_digit_is_left_out_of_its_crop():
+    def seven(img, x, y, s):
+        cv2.putText(img, "7", (x + 20, y + 46), cv2.FONT_HERSHEY_SIMPLEX, 1.5, 0, 5)
+
+    def seven_and_speck(img, x, y, s):
+        seven(img, x, y, s)
+        img[y + s - 12 : y + s - 9, x + 6 : x + 8] = 0  # a 3x2 px speck low in the cell's left corner
+
+    clean = segment_cell(*(lambda lay: (lay, lay.fields[0].cells[1]))(_one_cell_page(seven)))
+    specked = segment_cell(*(lambda lay: (lay, lay.fields[0].cells[1]))(_one_cell_page(seven_and_speck)))
+    assert not clean.blank and not specked.blank
+    assert specked.ink > clean.ink  # the speck was kept as ink of the cell; only the crop leaves it out
+    # the crop is the clean digit's: same size and place, no dot where the speck would be
+    assert np.abs(specked.pixels - clean.pixels).max() < 0.05
+
+
+def test_only_specks_are_dropped_from_a_mark():
+    mark = np.zeros((60, 60), bool)
+    mark[10:50, 28:32] = True  # a stem, 160 px
+    mark[55:57, 5:7] = True  # a 4 px speck far from it (2.4% of the mark)
+    out = _without_specks(mark, 0.05)
+    assert out[10:50, 28:32].all() and not out[55:57, 5:7].any()
+    # with a gap rule, a piece beside the stroke's end stays (a broken stroke's)
+    mark[52:54, 29:31] = True
+    out = _without_specks(mark, 0.05, gap=4.0)
+    assert out[52:54, 29:31].all() and not out[55:57, 5:7].any()
+    # a stroke broken into many small pieces is left whole
+    dotted = np.zeros((60, 60), bool)
+    dotted[5:55:3, 30] = True  # 17 one-pixel pieces, each under 6% of the mark
+    assert (_without_specks(dotted, 0.1) == dotted).all()
 
 
 def test_upside_down_rotates_the_crop():
