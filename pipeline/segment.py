@@ -36,11 +36,13 @@ CLAIM_INSIDE = 0.15  # a cell left empty reads a mark with at least this share o
 CLAIM_SIZE = 0.5  # ... whose longer side is at least this many cell heights (digit-sized, not a speck)
 
 
-# kept pieces under this share of a mark's pixels are left out of its crop (_without_specks);
-# measured on the development forms (README, twenty-fifth session)
-SPECK_SHARE = 0.02
-SPECK_GAP = 0.0
-SPECKS_AT_MOST = 0.1  # ... unless such pieces hold more than this share of the mark together
+# Specks left out of a digit's crop (_without_specks; chosen on the development forms, README,
+# twenty-fifth session): kept pieces holding under SPECK_SHARE of the mark's pixels and lying
+# at least SPECK_GAP cell heights from the rest of it, unless such pieces together hold more
+# than SPECKS_AT_MOST of the mark (a stroke broken up into pieces).
+SPECK_SHARE = 0.05
+SPECK_GAP = 0.08
+SPECKS_AT_MOST = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -945,12 +947,17 @@ def _without_specks(kept: np.ndarray, share: float, gap: float = 0.0) -> np.ndar
     pixels in the cell's core) sits in the crop beside the digit and moves its centre of
     mass; beyond the digit's longer side it also widens the bounding box, and the MNIST
     normalisation (bounding box to 20x20) shrinks the digit. A "0" with a dot beside it was
-    read at 0.93, without the dot at 0.97 (seed 24001 ``holdout_039``). The largest piece
-    always stays, so the result is never empty.
+    read at 0.93, without the dot at 0.97 (seed 24001 ``holdout_039``). A small piece close
+    to the rest of the mark is a broken stroke's end and stays: dropped, it had turned a "0"
+    into a "6" read at 0.97 (seed 27000 ``sample_001``). The largest piece always stays, so
+    the result is never empty, and a mark broken into many small pieces is left whole.
 
     Args:
         kept: (h, w) bool kept strokes of the search region, not all False.
-        share: pieces with fewer than ``share`` times the mark's pixels are dropped (``SPECK_SHARE``).
+        share: pieces with fewer than ``share`` times the mark's pixels are specks
+            (``SPECK_SHARE``), unless together they hold over ``SPECKS_AT_MOST`` of it.
+        gap: pixels; a piece nearer than this to the rest of the mark stays (``SPECK_GAP``
+            times the cell height); 0: no such test.
 
     Returns:
         (h, w) bool.
