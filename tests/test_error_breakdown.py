@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
-spec = importlib.util.spec_from_file_location("error_breakdown", Path(__file__).resolve().parents[1] / "benchmarks/error_breakdown.py")
-eb = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(eb)  # type: ignore[union-attr]
+from benchmark_scripts import load_script, one_field_page
 
-
-def _page(digits: list[dict]) -> dict:
-    cells = [{"box": [100.0 + 50 * k, 100.0, 40.0, 45.0], "blank": d.get("digit") is None, **d} for k, d in enumerate(digits)]
-    return {"source": "f/a.png", "page": 1, "fields": [{"name": "field_1", "digits": cells}]}
+eb = load_script("error_breakdown")
+_page = one_field_page
 
 
 def test_causes_are_exclusive_and_in_order() -> None:

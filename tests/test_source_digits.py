@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-spec = importlib.util.spec_from_file_location("source_digits", Path(__file__).resolve().parents[1] / "benchmarks/source_digits.py")
-sd = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sd)  # type: ignore[union-attr]
+from benchmark_scripts import load_script, one_field_page
 
-
-def _page(digits: list[dict]) -> dict:
-    cells = [{"box": [100.0 + 50 * k, 100.0, 40.0, 45.0], "blank": d.get("digit") is None, **d} for k, d in enumerate(digits)]
-    return {"source": "f/a.png", "page": 1, "fields": [{"name": "field_1", "digits": cells}]}
+sd = load_script("source_digits")
+_page = one_field_page
 
 
 def test_rows_pair_each_written_digit_with_its_source_image() -> None:
