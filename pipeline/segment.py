@@ -643,7 +643,8 @@ def segment_cell(layout: PageLayout, cell: DigitBox, *, upside_down: bool = Fals
     Box lines are removed (including where ink crosses them), strokes are followed up to
     ``settings.margin`` cell sides outside the box so that a digit straying over its border
     stays whole, and marks that belong to neighbouring cells or labels (mostly outside this
-    cell) are dropped. A cell with almost no ink is blank.
+    cell) are dropped; specks are left out of the crop (``_without_specks``). A cell with
+    almost no ink is blank.
 
     Args:
         layout: the page's layout (aligned ink image and line mask).
@@ -955,7 +956,8 @@ def _without_specks(kept: np.ndarray, share: float, gap: float = 0.0) -> np.ndar
     Args:
         kept: (h, w) bool kept strokes of the search region, not all False.
         share: pieces with fewer than ``share`` times the mark's pixels are specks
-            (``SPECK_SHARE``), unless together they hold over ``SPECKS_AT_MOST`` of it.
+            (``SPECK_SHARE``), unless together they hold over ``SPECKS_AT_MOST`` of it
+            (counted before the gap test: near pieces of a broken stroke count too).
         gap: pixels; a piece nearer than this to the rest of the mark stays (``SPECK_GAP``
             times the cell height); 0: no such test.
 
