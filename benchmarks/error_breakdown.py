@@ -29,13 +29,11 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.score import LEGIBLE_INK, cell_digit, load_truth, match_cells, page_cells, page_key
+from pipeline.score import LEGIBLE_INK, LOSS_CAUSES, STRAYING, cell_digit, load_truth, loss_cause, match_cells, page_cells, page_key
 from pipeline.writer import read_results
 
-CAUSES = ("not_found", "degraded", "straying", "other")
 
-
-def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = LEGIBLE_INK, stray: float = 0.1) -> dict:
+def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = LEGIBLE_INK, stray: float = STRAYING) -> dict:
     """Written digits by cause of loss (see the module docstring).
 
     Returns:
@@ -44,7 +42,7 @@ def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = 
         applies to it too (a degraded digit read right anyway), except ``not_found``.
     """
     preds = {page_key(p): p for p in pred_pages}
-    out = {c: {"digits": 0, "right": 0, "wrong": 0, "wrong_unflagged": 0} for c in CAUSES}
+    out = {c: {"digits": 0, "right": 0, "wrong": 0, "wrong_unflagged": 0} for c in LOSS_CAUSES}
     total = right = 0
     for t in truth_pages:
         pred = preds.get(page_key(t))
@@ -55,15 +53,7 @@ def breakdown(pred_pages: list[dict], truth_pages: list[dict], legible: float = 
             if want is None:
                 continue
             total += 1
-            if ti not in m:
-                cause = "not_found"
-            elif float(d.get("ink_kept", 1.0)) < legible:
-                cause = "degraded"
-            elif float(d.get("ink_outside", 0.0)) >= stray:
-                cause = "straying"
-            else:
-                cause = "other"
-            c = out[cause]
+            c = out[loss_cause(d, ti in m, legible, stray)]
             c["digits"] += 1
             if ti in m and cell_digit(pcells[m[ti]]) == want:
                 c["right"] += 1
@@ -79,7 +69,7 @@ def main() -> None:
     ap.add_argument("results", type=Path, help="output of digitform process (.json or .jsonl)")
     ap.add_argument("truth", type=Path, help="truth.json written by digitform synth")
     ap.add_argument("--legible", type=float, default=LEGIBLE_INK, help="ink_kept below this: degraded past reading")
-    ap.add_argument("--stray", type=float, default=0.1, help="ink_outside at or above this: a digit straying out of its cell")
+    ap.add_argument("--stray", type=float, default=STRAYING, help="ink_outside at or above this: a digit straying out of its cell")
     args = ap.parse_args()
     print(json.dumps(breakdown(read_results(args.results), load_truth(args.truth), args.legible, args.stray)))
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.score import LEGIBLE_INK, cell_digit, load_truth, match_cells, page_cells, page_key
+from pipeline.score import LEGIBLE_INK, STRAYING, cell_digit, load_truth, loss_cause, match_cells, page_cells, page_key
 from pipeline.writer import read_results
 
 
 def source_rows(pred_pages: list[dict], truth_doc: dict, truth_pages: list[dict], source_p: np.ndarray,
-                legible: float = LEGIBLE_INK, stray: float = 0.1) -> list[dict]:
+                legible: float = LEGIBLE_INK, stray: float = STRAYING) -> list[dict]:
     """One row per written digit inside its cell and legible, whose cell was found.
 
     Args:
@@ -59,7 +59,7 @@ def source_rows(pred_pages: list[dict], truth_doc: dict, truth_pages: list[dict]
         m = match_cells(pred, t)
         pcells = [d for _, d in page_cells(pred or {})]
         for (ti, d), mi in zip(written, idx):
-            if ti not in m or float(d.get("ink_kept", 1.0)) < legible or float(d.get("ink_outside", 0.0)) >= stray:
+            if loss_cause(d, ti in m, legible, stray) != "other":
                 continue
             got = pcells[m[ti]]
             want = cell_digit(d)

@@ -37,6 +37,29 @@ COUNTS = (
     "digits_legible", "digits_correct_legible", "errors_unflagged_legible", "illegible_wrong_unflagged",
 )
 LEGIBLE_INK = 0.5  # a written digit is legible when its scan kept at least this share of its stroke core (truth "ink_kept")
+STRAYING = 0.1  # ... and strays over its ruling when at least this share of its stroke core lies outside its cell (truth "ink_outside")
+LOSS_CAUSES = ("not_found", "degraded", "straying", "other")
+
+
+def loss_cause(d: dict, found: bool, legible: float = LEGIBLE_INK, stray: float = STRAYING) -> str:
+    """The first of ``LOSS_CAUSES`` that applies to a written truth digit (``benchmarks/error_breakdown.py``).
+
+    Args:
+        d: the digit's truth cell (``ink_kept`` and ``ink_outside`` from ``pipeline.synth``;
+            absent keys count as legible and inside the cell). found: its cell was found.
+        legible: ``ink_kept`` below this is ``degraded``. stray: ``ink_outside`` at or above
+            this is ``straying``.
+
+    Returns:
+        "not_found", "degraded", "straying" or "other" (found, legible, inside its cell).
+    """
+    if not found:
+        return "not_found"
+    if float(d.get("ink_kept", 1.0)) < legible:
+        return "degraded"
+    if float(d.get("ink_outside", 0.0)) >= stray:
+        return "straying"
+    return "other"
 
 
 def load_truth(path: Path) -> list[dict]:
