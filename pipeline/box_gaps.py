@@ -516,3 +516,79 @@ def restore_heights(cells: list[_Cell], horiz_raw: np.ndarray, s: BoxSettings, m
             out[i] = new
             break
     return out
+
+
+# A grid cell found as a block of two rows: a digit written large across the ruling between
+# two rows of a grid hides that ruling from both finders over one column, which is then found
+# as one cell of twice the rows' height (seed 31001 ``holdout_040``: two 116 x 192 px cells
+# beside two rows of 115 x 94 px cells; seed 27000 ``sample_024``; seed 24001 ``holdout_020``,
+# a block of two columns as well).
+STACK_HEIGHT = (0.35, 0.65)  # a row cell's height, in the block's height
+STACK_REACH = 0.5  # largest gap between the block and a row cell beside it, in row cell widths
+STACK_WIDTH_TOL = 0.15  # largest misfit of the block's width, in row pitches
+
+
+def split_stacked(cells: list[_Cell], passes: int = 3) -> list[_Cell]:
+    """Cells that are blocks of two grid rows, cut at the rows' shared ruling.
+
+    A cell is such a block when, on one side of it (within ``STACK_REACH`` widths), a cell
+    of the top row stands level with its top and a cell of the bottom row level with its
+    bottom (edges within border + 3 px), each ``STACK_HEIGHT`` of its height and both of one
+    width. It is cut into a top cell reaching down to the top row's bottom and a bottom cell
+    from the bottom row's top; when its width is k >= 2 row pitches (within
+    ``STACK_WIDTH_TOL``), each is cut again into k even columns at the row's spacing. A cut
+    cell matching a cell already found (IoU at least 0.5) is not added again: completion
+    may have put back the rows inside the block (seed 23001 ``holdout_052``). The
+    search is repeated (up to ``passes`` times) while blocks are cut: the cells cut from one
+    block are the row cells beside the next (two neighbouring columns merged, ``holdout_040``).
+
+    Args:
+        cells: cells found on the page, aligned-page pixels.
+        passes: most rounds of cutting.
+
+    Returns:
+        ``cells`` in their order with each block replaced by its cells.
+    """
+    for _ in range(passes):
+        out = _split_stacked_once(cells)
+        if out == cells:
+            break
+        cells = out
+    return cells
+
+
+def _split_stacked_once(cells: list[_Cell]) -> list[_Cell]:
+    """One round of ``split_stacked``."""
+    out: list[_Cell] = []
+    for c in cells:
+        tol = c.border + 3
+
+        def beside(d: _Cell) -> bool:
+            if d is c or not STACK_HEIGHT[0] * c.h <= d.h <= STACK_HEIGHT[1] * c.h:
+                return False
+            return max(d.x - (c.x + c.w), c.x - (d.x + d.w)) <= STACK_REACH * d.w and min(c.x + c.w, d.x + d.w) - max(c.x, d.x) <= 0.3 * d.w
+
+        side = [d for d in cells if beside(d)]
+        pair = next(
+            (
+                (t, b) for t in side if abs(t.y - c.y) <= tol
+                for b in side if abs(b.y + b.h - (c.y + c.h)) <= tol and (b.x > c.x) == (t.x > c.x)
+                and abs(b.w - t.w) <= 0.15 * t.w and b.y >= t.y + t.h - tol
+            ),
+            None,
+        )
+        if pair is None:
+            out.append(c)
+            continue
+        t, b = pair
+        sp = max(0.0, (b.y - (t.y + t.h)))  # the shared ruling's width between the two rows
+        pitch = t.w + max(c.border, t.border)
+        n = (c.w + max(c.border, t.border)) / pitch
+        k = int(round(n)) if round(n) >= 2 and abs(n - round(n)) <= STACK_WIDTH_TOL else 1
+        cw = (c.w - (k - 1) * (pitch - t.w)) / k
+        rows = ((c.y, t.y + t.h - c.y), (b.y, c.y + c.h - b.y))
+        parts = [_Cell(int(round(c.x + m * pitch)), y, int(round(cw)), h, c.border) for y, h in rows for m in range(k)]
+        parts = [p for p in parts if not any(_iou(p, d) >= 0.5 for d in cells if d is not c)]  # cells found already
+        log.debug("cell %s is a block of grid cells: %d new (ruling %.0f px)", (c.x, c.y, c.w, c.h), len(parts), sp)
+        out.extend(parts)
+    return out

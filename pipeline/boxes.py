@@ -21,7 +21,7 @@ import numpy as np
 
 from .box_bands import _band_cells
 from .box_cells import BoxSettings, _Cell, _iou, _merge_split_cells, _overlap, _ruled_share, _ruling_rows, _trim_walled_cells, _widen_cut_cells
-from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise, restore_heights
+from .box_gaps import _wall, fill_gaps, fill_rows, loose, regularise, restore_heights, split_stacked
 from .box_holes import _candidate_cells
 from .box_walls import walled_boxes
 from .morph import ink_mask, line_length, noise_sigma, normalise_ink, ruling_lines
@@ -577,7 +577,7 @@ def find_fields(aligned: AlignedPage, settings: BoxSettings | None = None) -> Pa
         if faint.lines is not None and faint.mask is not None:
             hr, mk, vt = hr | faint.lines.horiz_raw, mk | faint.mask, vt | faint.lines.vert
         cells = fill_gaps([regularise(_merge_split_cells(g, s, mask)) for g in _group(cells, loose(s))], hr, mk, vert=vt, ink=ink)
-        cells = fill_rows(cells, _group(cells, s), hr, mk, vt)
+        cells = split_stacked(fill_rows(cells, _group(cells, s), hr, mk, vt))
     groups = [_trim_walled_cells(_widen_cut_cells(_merge_split_cells(g, s, mask), mask), mask) for g in _group(cells, s)]
     fields: list[FieldBoxes] = []
     for fi, g in enumerate(_reading_order(groups)):

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.align import align_page
 from pipeline.box_cells import BoxSettings, _Cell
-from pipeline.box_gaps import fill_gaps, fill_rows, regularise, restore_heights
+from pipeline.box_gaps import fill_gaps, fill_rows, regularise, restore_heights, split_stacked
 from pipeline.boxes import find_fields
 from pipeline.types import Page
 
@@ -433,3 +433,37 @@ def test_a_gap_with_no_ruling_in_the_ink_stays_empty():
     ink = _faint_comb_ink(horiz.shape, 97, row[2].x + row[2].w + 3)
     ink[:, row[3].x - 3 :] = _faint_comb_ink(horiz.shape, row[3].x - 3, 100 + 9 * 43)[:, row[3].x - 3 :]
     assert fill_gaps([row], horiz, np.zeros_like(horiz), ink=ink) == row
+
+
+def _stacked(cols: int, n: int = 6) -> tuple[list[_Cell], list[_Cell]]:
+    """Rows 0 and 1 of a grid (``_grid_row``) as found when the ruling between them was hidden over
+    the first ``cols`` columns: those columns as one block each, two rows tall; returns (blocks, the rest)."""
+    top, bot = _grid_row(0, n), _grid_row(1, n)
+    return [_Cell(c.x, c.y, c.w, 103, 3.0) for c in top[:cols]], top[cols:] + bot[cols:]
+
+
+def test_a_column_found_as_a_block_of_two_grid_rows_is_cut_at_their_ruling():
+    blocks, rest = _stacked(1)
+    assert _boxes(split_stacked(blocks + rest)) == _boxes(_grid_row(0) + _grid_row(1))
+
+
+def test_two_neighbouring_blocks_are_cut_one_after_the_other():
+    # seed 31001 holdout_040: the two left columns of a 2-row grid, each found two rows tall
+    blocks, rest = _stacked(2)
+    assert _boxes(split_stacked(blocks + rest)) == _boxes(_grid_row(0) + _grid_row(1))
+    assert _boxes(split_stacked(blocks + rest, passes=1)) != _boxes(_grid_row(0) + _grid_row(1))
+
+
+def test_a_block_two_columns_wide_is_cut_into_four_cells():
+    top = _grid_row(0)
+    block = _Cell(top[0].x, top[0].y, 2 * top[0].w + 3, 103, 3.0)
+    rest = top[2:] + _grid_row(1)[2:]
+    assert _boxes(split_stacked([block] + rest)) == _boxes(_grid_row(0) + _grid_row(1))
+
+
+def test_a_tall_box_beside_one_row_only_is_kept():
+    tall = _Cell(100, 50, 40, 103, 3.0)
+    row = _row(5, x0=143)  # a comb level with its top, nothing level with its bottom
+    assert split_stacked([tall] + row) == [tall] + row
+    far = [_Cell(c.x + 200, c.y, c.w, c.h, 3.0) for c in _grid_row(0)[1:] + _grid_row(1)[1:]]  # rows well apart from it
+    assert split_stacked([tall] + far) == [tall] + far

@@ -257,6 +257,24 @@ def test_a_block_of_grid_cells_found_as_one_cell_is_dropped():
     assert wide in kept and inner in kept
 
 
+def test_grid_cells_whose_shared_ruling_large_digits_hide_are_found_row_by_row():
+    # seed 31001 holdout_040: large "0"s written across the ruling between two grid rows hid
+    # it over the two left columns, which were found as two cells two rows tall
+    img = np.full((900, 1200), 255, np.uint8)
+    x0, y0, w, h, t = 200, 300, 80, 70, 3
+    for r in range(3):
+        cv2.rectangle(img, (x0, y0 + r * (h + t)), (x0 + 8 * (w + t), y0 + r * (h + t) + t - 1), 150, -1)
+    for c in range(9):
+        cv2.rectangle(img, (x0 + c * (w + t), y0), (x0 + c * (w + t) + t - 1, y0 + 2 * (h + t) + t - 1), 150, -1)
+    ym = y0 + h + t
+    for c in range(2):
+        xa = x0 + c * (w + t) + t
+        img[ym : ym + t, xa + 8 : xa + w - 8] = 255  # the ruling lost under the strokes
+        cv2.ellipse(img, (xa + w // 2, ym + 1), (22, 45), 0, 0, 360, 20, 6)
+    truth = [[(x0 + t + c * (w + t), y0 + t + r * (h + t), w, h) for c in range(8)] for r in range(2)]
+    _assert_matches(_layout(img), truth)
+
+
 def _pair_of_boxes_mask() -> np.ndarray:
     """Two separate boxes 60 x 80 with a 20 px gap between them, 3 px walls (interiors x 20-80 and 103-163, y 50-130)."""
     mask = np.zeros((200, 300), np.uint8)
