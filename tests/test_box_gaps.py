@@ -467,3 +467,11 @@ def test_a_tall_box_beside_one_row_only_is_kept():
     assert split_stacked([tall] + row) == [tall] + row
     far = [_Cell(c.x + 200, c.y, c.w, c.h, 3.0) for c in _grid_row(0)[1:] + _grid_row(1)[1:]]  # rows well apart from it
     assert split_stacked([tall] + far) == [tall] + far
+
+
+def test_a_block_whose_cells_were_all_found_is_dropped():
+    # seed 23001 holdout_052: completion had put back both cells inside a block of two rows
+    top, bot = _grid_row(0), _grid_row(1)
+    block = _Cell(top[1].x, top[1].y, top[1].w, 103, 3.0)
+    out = split_stacked(top + bot + [block])
+    assert block not in out and _boxes(out) == _boxes(top + bot)
