@@ -6,7 +6,8 @@ wall. The printed row around it is regular, though: its neighbours give the pitc
 spacing, and the rulings above and below run on through the missing cell. ``regularise``
 re-cuts cells merged over a missed wall or split at a stroke, ``fill_gaps`` puts back cells
 lost between two cells of a row or at its ends (where walls must close them), and
-``fill_rows`` puts back the rows of a grid next to a row that was found. This is the
+``fill_rows`` puts back the rows of a grid next to a row that was found, and
+``split_stacked`` cuts a grid cell found two rows tall at the rows' shared ruling. This is the
 field-level regularity that template-free forms readers use to recover fields (cf. the comb
 fields of Casey & Ferguson, "Intelligent forms processing", IBM Systems J. 29(3), 1990).
 """
