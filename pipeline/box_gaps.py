@@ -522,8 +522,8 @@ def restore_heights(cells: list[_Cell], horiz_raw: np.ndarray, s: BoxSettings, m
 # A grid cell found as a block of two rows: a digit written large across the ruling between
 # two rows of a grid hides that ruling from both finders over one column, which is then found
 # as one cell of twice the rows' height (seed 31001 ``holdout_040``: two 116 x 192 px cells
-# beside two rows of 115 x 94 px cells; seed 27000 ``sample_024``; seed 24001 ``holdout_020``,
-# a block of two columns as well).
+# beside two rows of 115 x 94 px cells; seed 27000 ``sample_024``). A block two columns wide
+# with no row cell beside it (seed 24001 ``holdout_020``, the next column lost too) is not cut.
 STACK_HEIGHT = (0.35, 0.65)  # a row cell's height, in the block's height
 STACK_REACH = 0.5  # largest gap between the block and a row cell beside it, in row cell widths
 STACK_WIDTH_TOL = 0.15  # largest misfit of the block's width, in row pitches
