@@ -582,7 +582,6 @@ def _split_stacked_once(cells: list[_Cell]) -> list[_Cell]:
             out.append(c)
             continue
         t, b = pair
-        sp = max(0.0, (b.y - (t.y + t.h)))  # the shared ruling's width between the two rows
         pitch = t.w + max(c.border, t.border)
         n = (c.w + max(c.border, t.border)) / pitch
         k = int(round(n)) if round(n) >= 2 and abs(n - round(n)) <= STACK_WIDTH_TOL else 1
@@ -590,6 +589,6 @@ def _split_stacked_once(cells: list[_Cell]) -> list[_Cell]:
         rows = ((c.y, t.y + t.h - c.y), (b.y, c.y + c.h - b.y))
         parts = [_Cell(int(round(c.x + m * pitch)), y, int(round(cw)), h, c.border) for y, h in rows for m in range(k)]
         parts = [p for p in parts if not any(_iou(p, d) >= 0.5 for d in cells if d is not c)]  # cells found already
-        log.debug("cell %s is a block of grid cells: %d new (ruling %.0f px)", (c.x, c.y, c.w, c.h), len(parts), sp)
+        log.debug("cell %s is a block of grid cells: %d new", (c.x, c.y, c.w, c.h), len(parts))
         out.extend(parts)
     return out

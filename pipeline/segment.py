@@ -920,9 +920,11 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     in_other = _in_other_cells(kept, other)
     run_on = _run_on(kept, clipped, h)
     # the crop frames the mark without its specks; the measures above keep them
-    kept = _without_specks(kept, SPECK_SHARE, SPECK_GAP * h)
-    ys, xs = np.nonzero(kept)
-    by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    specless = _without_specks(kept, SPECK_SHARE, SPECK_GAP * h)
+    if specless is not kept:
+        kept = specless
+        ys, xs = np.nonzero(kept)
+        by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     patch = _pressure(np.where(kept, ink, 0.0)[by0:by1, bx0:bx1])
     # a speckled stroke is read from its joined mask at full ink (its own pixels are dots,
     # which average to a faint, grainy digit); the orientation vote keeps the crop as
@@ -962,7 +964,7 @@ def _without_specks(kept: np.ndarray, share: float, gap: float = 0.0) -> np.ndar
             times the cell height); 0: no such test.
 
     Returns:
-        (h, w) bool.
+        (h, w) bool; ``kept`` itself when no speck is dropped.
     """
     n, lab, st, _ = cv2.connectedComponentsWithStats(kept.astype(np.uint8), connectivity=8)
     if n <= 2:
@@ -980,6 +982,8 @@ def _without_specks(kept: np.ndarray, share: float, gap: float = 0.0) -> np.ndar
         for i in np.nonzero(small)[0]:
             if dist[lab == i].min() < gap:
                 small[i] = False
+        if not small.any():
+            return kept
     return kept & ~small[lab]
 
 
