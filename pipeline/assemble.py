@@ -61,6 +61,7 @@ CROSS_LEVEL = 0.25
 FLAG_CUT_MARK = "cut_mark"  # the mark read runs on beyond the area searched around the cell: the crop holds only part of it
 FLAG_OUTSIDE_CELL = "outside_cell"  # the mark read lies mostly outside the cell (a digit written over its box, or a neighbour's)
 FLAG_REREAD = "reread"  # the first reading was doubtful; this one, from a second segmentation, the model finds more likely (run.reread_doubtful)
+FLAG_READINGS_DIFFER = "readings_differ"  # the segmentation keeping strokes on thickened box lines reads another digit at or above the threshold (run.reread_doubtful)
 FLAG_IN_TEXT = "in_text"  # a single cell standing in a line of printed letters: likely a letter taken for a box (boxes._in_text_line)
 # A digit is flagged when its kept strokes lie along the edges of the search region (0.3 cell
 # sides around the box) over at least RUN_ON_LEVEL cell heights (``DigitCrop.run_on``). On the
@@ -116,6 +117,11 @@ def _reread(crop: DigitCrop) -> bool:
     return crop.reread
 
 
+def _disputed(crop: DigitCrop) -> bool:
+    """A verdict that a second, confident reading of the cell contradicts (``DigitCrop.disputed``)."""
+    return crop.disputed
+
+
 def _stroke_on_line(crop: DigitCrop) -> bool:
     """A cell whose box line carries a stroke (a "1" written on the wall): read as blank, or
     read from that stroke (``segment._stroke_on_wall``; ``on_line`` is measured only then)."""
@@ -125,7 +131,7 @@ def _stroke_on_line(crop: DigitCrop) -> bool:
 # the reasons a single cell is flagged, in the order a field lists them
 _DIGIT_FLAGS = (
     FLAG_LOW_CONFIDENCE, FLAG_NOT_A_DIGIT, FLAG_STRAY_INK, FLAG_INK_ON_LINE, FLAG_SMALL_MARK, FLAG_LARGE_MARK, FLAG_CROSSES_CELL,
-    FLAG_CUT_MARK, FLAG_OUTSIDE_CELL, FLAG_REREAD,
+    FLAG_CUT_MARK, FLAG_OUTSIDE_CELL, FLAG_REREAD, FLAG_READINGS_DIFFER,
 )
 
 
@@ -143,6 +149,7 @@ def _digit_flags(crop: DigitCrop, pred: DigitPrediction, threshold: float, singl
         _cut_mark(crop),
         _outside_cell(crop),
         _reread(crop),
+        _disputed(crop),
     )
     return tuple(name for name, hit in zip(_DIGIT_FLAGS, hits) if hit)
 

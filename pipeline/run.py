@@ -206,6 +206,11 @@ def classify_pages(items: Sequence[_Prepared], predictor: BasePredictor, thresho
 
 # Read unflagged digits again with the ink of thickened walls kept (``reread_doubtful``).
 WALL_CHECK = True
+RULE_STROKES = True  # the wall reading keeps strokes on the top and bottom rulings too (SegmentSettings.rule_strokes)
+# An unflagged digit that the wall reading reads as another digit with at least this
+# confidence, less confidently than the first reading, is flagged ``readings_differ``
+# (twenty-seventh session; chosen on the 18 development sets, README).
+DISPUTE_LEVEL = 0.9
 
 
 def reread_doubtful(
@@ -259,7 +264,7 @@ def reread_doubtful(
     Returns:
         ``forms``, with the pages where a second reading was kept assembled again.
     """
-    wall = SegmentSettings(wall_strokes=True)
+    wall = SegmentSettings(wall_strokes=True, rule_strokes=RULE_STROKES)
     seconds = (SegmentSettings(own_walls=True), SegmentSettings(drop_running_in=True), SegmentSettings(margin=REREAD_MARGIN), wall)
     todo: list[tuple[int, int, int, DigitCrop, bool]] = []  # page, field, cell, second crop, whether the first was flagged
     for pi, ((layout, crops, preds, upside_down), form) in enumerate(zip(pages, forms)):
@@ -287,6 +292,10 @@ def reread_doubtful(
             preds[fi][ci] = pred
             changed.add(pi)
             kept += 1
+        elif not doubtful and pred.digit is not None and pred.digit != first.digit and pred.confidence >= DISPUTE_LEVEL:
+            # two confident readings disagree: the first stands, flagged readings_differ
+            crops[fi][ci] = replace(crops[fi][ci], disputed=True)
+            changed.add(pi)
     log.debug("%d of %d flagged digit(s) read again: the second reading kept", kept, len(todo))
     return [assemble_form(*pages[pi][:3], threshold=threshold, upside_down=pages[pi][3]) if pi in changed else form for pi, form in enumerate(forms)]
 

@@ -58,6 +58,7 @@ class SegmentSettings:
     own_walls: bool = False  # remove the cell's own rulings found in its raw ink, not the page's line mask (_own_walls)
     drop_running_in: bool = False  # drop a neighbour's stroke running in from beyond the searched region (_drop_neighbours_marks)
     wall_strokes: bool = False  # keep the ink of the cell's walls where a stroke thickens them (_thickened_walls)
+    rule_strokes: bool = False  # with wall_strokes, the top and bottom rulings too where the stroke lies on the cell's side (_thickened_walls)
 
 
 def to_mnist(patch: np.ndarray) -> np.ndarray:
@@ -355,7 +356,7 @@ def _stroke_on_wall(walls: list[_WallRuns], usual: float, ink: np.ndarray, top: 
     return best
 
 
-def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line_width: float) -> np.ndarray:
+def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line_width: float, across: bool = False) -> np.ndarray:
     """The stretches of a cell's walls that a stroke thickens, wall ink included.
 
     A digit that strays over its box often runs along a side wall for a while (the stem of
@@ -376,12 +377,45 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
     """
     out = np.zeros(mask.shape, np.uint8)
     walls, usual = _wall_runs(mask, interior, line_width)
-    top = interior[1]
+    left, top = interior[0], interior[1]
     for wall in walls:
+        thick = wall.runs > usual + ON_LINE_EXCESS
         if not wall.vertical:
+            if not across:
+                continue
+            thick = _inner_stretches(wall, thick)
+        for i in np.nonzero(thick)[0]:
+            a, b = wall.start + int(wall.r0[i]), wall.start + int(wall.r1[i])
+            if wall.vertical:
+                out[top + i, a:b] = 1
+            else:
+                out[a:b, left + i] = 1
+    return out
+
+
+def _inner_stretches(wall: _WallRuns, thick: np.ndarray) -> np.ndarray:
+    """The thickened positions of a wall (``thick``, (n,) bool) in stretches whose extra ink lies
+    more on the cell's side of the wall than beyond it: the wall's plain positions give its
+    usual edges, and the ink beyond each edge is summed over the stretch (as in
+    ``_stroke_on_wall``). Returns (n,) bool."""
+    plain = (wall.runs > 0) & ~thick
+    if not plain.any():
+        return np.zeros_like(thick)
+    lo_edge, hi_edge = float(np.median(wall.r0[plain])), float(np.median(wall.r1[plain]))
+    out = np.zeros_like(thick)
+    i, n = 0, thick.size
+    while i < n:
+        if not thick[i]:
+            i += 1
             continue
-        for i in np.nonzero(wall.runs > usual + ON_LINE_EXCESS)[0]:
-            out[top + i, wall.start + int(wall.r0[i]) : wall.start + int(wall.r1[i])] = 1
+        j = i
+        while j < n and thick[j]:
+            j += 1
+        low = np.maximum(0.0, lo_edge - wall.r0[i:j]).sum()
+        high = np.maximum(0.0, wall.r1[i:j] - hi_edge).sum()
+        inner, outer = (high, low) if wall.side in ("left", "top") else (low, high)
+        out[i:j] = inner >= outer
+        i = j
     return out
 
 
@@ -862,7 +896,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         walls = _own_walls(raw, line, (cx0, cy0, w, h), d)
         line = walls | (line & cv2.dilate(walls, np.ones((2 * WALL_GROW + 1, 2 * WALL_GROW + 1), np.uint8)))
     if s.wall_strokes:
-        line = line & (1 - _thickened_walls(raw, (cx0, cy0, w, h), layout.line_width))
+        line = line & (1 - _thickened_walls(raw, (cx0, cy0, w, h), layout.line_width, s.rule_strokes))
     strokes = _strokes(raw, line, layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
     n, labels, stats, cents = cv2.connectedComponentsWithStats(strokes, connectivity=8)

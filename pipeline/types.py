@@ -135,6 +135,7 @@ class DigitCrop:
     vote_pixels: np.ndarray | None = None  # (28, 28) float32 crop for the orientation vote when it differs from ``pixels`` (speckled strokes), else None
     outside: bool = False  # the mark read lies mostly outside the cell: nothing of the cell's own was found (segment._claim_straying_mark)
     reread: bool = False  # another segmentation (own walls, drop_running_in or a wider margin; run.reread_doubtful) read after the first reading was flagged; the verdict stays flagged
+    disputed: bool = False  # the segmentation that keeps strokes on thickened box lines confidently reads another digit (run.reread_doubtful); the verdict is flagged
 
 
 @dataclass(frozen=True, slots=True)

@@ -474,3 +474,59 @@ def test_a_flagged_digit_is_also_read_from_a_wider_search_region():
     mid = form.fields[0].digits[1]
     assert mid.prediction.digit == 7 and mid.flagged and mid.crop.reread
     assert np.array_equal(mid.crop.pixels, wide.pixels)
+
+
+def _two_readings(second, first_digit, first_conf, second_digit, second_conf):
+    """A predictor reading ``second_digit`` at ``second_conf`` for the crop ``second`` ((28, 28))
+    and ``first_digit`` at ``first_conf`` for any other; the rest of each row spread evenly."""
+
+    class Predictor(_TwoPassPredictor):
+        def probabilities(self, pixels):
+            self.calls += 1
+            is_second = np.array([np.array_equal(x, second) for x in pixels])
+            digit = np.where(is_second, second_digit, first_digit)
+            conf = np.where(is_second, second_conf, first_conf)
+            p = np.repeat(((1.0 - conf) / 9.0)[:, None], 10, axis=1).astype(np.float32)
+            p[np.arange(len(pixels)), digit] = conf
+            return p
+
+    return Predictor()
+
+
+def _base_on_ruling():
+    """The "2" of ``_crossing_page``, its first crop and its crop with strokes on thickened rulings kept."""
+    from pipeline.segment import SegmentSettings, segment_cell
+    from pipeline.types import Page
+
+    it = run_mod.prepare_page(Page(Path("t.png"), 0, _crossing_page(), None), orientation=False)
+    cell = it.layout.fields[0].cells[1]
+    kept = segment_cell(it.layout, cell, settings=SegmentSettings(wall_strokes=True, rule_strokes=True))
+    return it, it.crops[0][1], kept
+
+
+def test_an_unflagged_digit_is_read_again_with_its_base_on_the_bottom_ruling():
+    # seed 22000 sample_055: a "2" whose base lies on its bottom ruling lost the base with the
+    # ruling and was read "7" at 0.99, unflagged; read with the ruling's thickened stretch kept
+    it, first, kept = _base_on_ruling()
+    # the base comes back only with rule_strokes: the crop differs in its bottom rows
+    assert np.abs(kept.pixels - first.pixels)[18:].max() > 0.5
+    (form,) = run_mod.classify_pages([it], _two_readings(kept.pixels, 7, 0.97, 2, 0.99), threshold=0.9)
+    mid = form.fields[0].digits[1]
+    assert mid.prediction.digit == 2 and mid.flagged and mid.crop.reread
+    assert form.fields[0].value == "2"
+
+
+def test_a_digit_a_confident_second_reading_contradicts_is_flagged_readings_differ():
+    from pipeline.assemble import FLAG_READINGS_DIFFER
+
+    it, first, kept = _base_on_ruling()
+    (form,) = run_mod.classify_pages([it], _two_readings(kept.pixels, 7, 0.99, 2, run_mod.DISPUTE_LEVEL + 0.02), threshold=0.9)
+    mid = form.fields[0].digits[1]
+    # the second reading is less confident: the first verdict stands, flagged
+    assert mid.prediction.digit == 7 and mid.flagged and mid.crop.disputed and not mid.crop.reread
+    assert FLAG_READINGS_DIFFER in form.fields[0].flags
+    # a doubtful second reading does not dispute it
+    it, first, kept = _base_on_ruling()
+    (form,) = run_mod.classify_pages([it], _two_readings(kept.pixels, 7, 0.99, 2, run_mod.DISPUTE_LEVEL - 0.2), threshold=0.9)
+    mid = form.fields[0].digits[1]
+    assert mid.prediction.digit == 7 and not mid.flagged and not mid.crop.disputed

@@ -295,6 +295,49 @@ def test_wall_strokes_keep_a_stem_drawn_along_the_right_wall():
     assert all(segment_cell(empty, c, settings=SegmentSettings(wall_strokes=True)).blank for c in empty.fields[0].cells)
 
 
+def test_rule_strokes_keep_a_bar_drawn_along_the_bottom_ruling():
+    # seed 22000 sample_055: a "2" whose foot lies on its cell's bottom ruling; removed with the
+    # ruling, it left a "7" (read at 0.99, unflagged). With ``rule_strokes`` the thickened
+    # stretch of the bottom ruling stays stroke, because its extra ink lies on the cell's side.
+    from pipeline.segment import _thickened_walls
+
+    def two(img, x, y, s):
+        cv2.ellipse(img, (x + s // 2, y + int(0.35 * s)), (int(0.22 * s), int(0.2 * s)), 0, 180, 360, 0, 3)  # the arch
+        cv2.line(img, (x + int(0.72 * s), y + int(0.35 * s)), (x + int(0.25 * s), y + s - 3), 0, 3)  # the diagonal
+        cv2.line(img, (x + int(0.25 * s), y + s - 3), (x + int(0.8 * s), y + s - 3), 0, 5)  # the foot, on the ruling
+
+    def foot_ink(crop):  # ink in the crop's bottom rows, right of the diagonal's end: the foot
+        return float(crop.pixels[20:, 12:].sum())
+
+    walls_only = _middle(two, SegmentSettings(wall_strokes=True))
+    kept = _middle(two, SegmentSettings(wall_strokes=True, rule_strokes=True))
+    assert not walls_only.blank and not kept.blank
+    assert foot_ink(kept) > 1.5 * foot_ink(walls_only)
+    # the stretch marked lies along the bottom ruling, under the foot, and nowhere else
+    lay = _drawn_on_found_comb(two)
+    x, y, w, h = lay.fields[0].cells[1].aligned_box
+    region = (lay.ink > 0.3)[y - 10 : y + h + 10, x - 10 : x + w + 10]
+    marked = _thickened_walls(region, (10, 10, w, h), lay.line_width, across=True)
+    rows, cols = np.nonzero(marked.any(axis=1))[0], np.nonzero(marked.any(axis=0))[0]
+    assert rows.min() >= 10 + 0.8 * h and rows.max() <= 10 + h + 6 and cols.size >= 0.3 * w
+    assert not _thickened_walls(region, (10, 10, w, h), lay.line_width).any()  # side walls only: nothing
+
+
+def test_rule_strokes_leave_a_mark_beyond_the_ruling_to_its_own_cell():
+    # a neighbour's stroke lying along the ruling from the far side (sample_forms sample_002: a
+    # digit of the row below touching it) is not given to this cell: it stays as without it
+    from pipeline.segment import _thickened_walls
+
+    def below(img, x, y, s):
+        cv2.line(img, (x + int(0.2 * s), y + s + 3), (x + int(0.8 * s), y + s + 3), 0, 5)
+
+    lay = _drawn_on_found_comb(below)
+    x, y, w, h = lay.fields[0].cells[1].aligned_box
+    region = (lay.ink > 0.3)[y - 10 : y + h + 10, x - 10 : x + w + 10]
+    assert not _thickened_walls(region, (10, 10, w, h), lay.line_width, across=True).any()
+    assert _middle(below, SegmentSettings(wall_strokes=True, rule_strokes=True)).blank
+
+
 def test_a_stroke_along_the_top_line_is_not_read_as_a_digit():
     def bar_on_top(img, x, y, s):
         cv2.line(img, (x + int(0.15 * s), y + 1), (x + int(0.85 * s), y + 1), 0, 6)
