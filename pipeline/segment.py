@@ -363,14 +363,23 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
     a "9" on the right wall); removing the box lines removes that stroke with them, and the
     crop keeps a "0" of the "9". At each position along each side wall where the run of ink
     across it exceeds the cell's usual wall thickness by more than ``ON_LINE_EXCESS``
-    (``_wall_runs``), the whole run is marked, so that it stays stroke. The stem lies on either side of the wall (seed 19000 ``sample_043``: just
-    outside it). Top and bottom walls are left alone: a neighbour's digit touching the ruling
-    from above put a bar on a "7" (sample_forms ``sample_002``). Used by the re-reading of
-    cells (``SegmentSettings.wall_strokes``, ``run.reread_doubtful``).
+    (``_wall_runs``), the whole run is marked, so that it stays stroke. The stem lies on
+    either side of the wall (seed 19000 ``sample_043``: just outside it).
+
+    Top and bottom walls are marked only with ``across``, and only in stretches whose extra
+    ink lies more on the cell's side of the ruling than beyond it (``_inner_stretches``): the
+    foot of a "2" lying on the bottom ruling, removed with it, left a "7" read at 0.99 (seed
+    22000 ``sample_055``); a neighbour's digit touching the ruling from the far side stays
+    out. One crossing the ruling into the cell is taken in: the tail of a "0" above puts a
+    bar on the "7" of sample_forms ``sample_002`` (read "2" from it, less confidently than
+    "7": the first verdict stands, flagged ``readings_differ``).
+    Used by the re-reading of cells (``SegmentSettings.wall_strokes`` and ``rule_strokes``,
+    ``run.reread_doubtful``).
 
     Args:
         mask: (h, w) bool ink of the search region. interior: (x, y, w, h) of the cell
             interior, region px. line_width: typical ruling thickness, pixels.
+        across: mark the top and bottom walls too (on the cell's side, as above).
 
     Returns:
         (h, w) uint8 0/1, 1 on the thickened stretches.
