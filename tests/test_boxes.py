@@ -768,3 +768,23 @@ def test_a_lost_dash_counts_as_ruled_only_where_the_ruling_would_run_on():
     assert _ruled_share(row((10, 30)), 0, 1, 10, 60, 5, 25, ends=True) == 0.4
     # placed by pitch (ends): breaks at either end up to ``lost`` count
     assert _ruled_share(row((20, 50)), 0, 1, 10, 60, 5, 25, ends=True) == 1.0
+
+
+def test_a_lone_cell_found_again_over_a_combs_cell_is_dropped():
+    # seed 33001 holdout_008: a comb's cell found again, 20 px taller, as a field of its own;
+    # both read the same written "5" (one counted as a digit where none is written)
+    from pipeline.box_cells import _Cell
+    from pipeline.boxes import SHADOW_IOU, _drop_shadow_singles
+
+    comb = [_Cell(100 + 60 * i, 200, 60, 60, 2.0) for i in range(4)]
+    shadow = [_Cell(162, 205, 60, 75, 2.0)]  # over the comb's second cell
+    lone = [_Cell(600, 200, 60, 60, 2.0)]  # a separate box: kept
+    pair = [[_Cell(100, 500, 60, 60, 2.0)], [_Cell(110, 505, 60, 60, 2.0)]]  # two lone cells: nothing says which, both kept
+    out = _drop_shadow_singles([comb, shadow, lone, *pair])
+    assert out == [comb, lone, *pair]
+    # a lone cell merely touching a comb cell (IoU under SHADOW_IOU) stays
+    beside = [_Cell(100 + 60 * 4 + 2, 200, 60, 60, 2.0)]
+    from pipeline.box_cells import _iou
+
+    assert max(_iou(beside[0], c) for c in comb) < SHADOW_IOU
+    assert _drop_shadow_singles([comb, beside]) == [comb, beside]
