@@ -61,7 +61,7 @@ CROSS_LEVEL = 0.25
 FLAG_CUT_MARK = "cut_mark"  # the mark read runs on beyond the area searched around the cell: the crop holds only part of it
 FLAG_OUTSIDE_CELL = "outside_cell"  # the mark read lies mostly outside the cell (a digit written over its box, or a neighbour's)
 FLAG_REREAD = "reread"  # the first reading was doubtful; this one, from a second segmentation, the model finds more likely (run.reread_doubtful)
-FLAG_READINGS_DIFFER = "readings_differ"  # the segmentation keeping strokes on thickened box lines reads another digit at or above the threshold (run.reread_doubtful)
+FLAG_READINGS_DIFFER = "readings_differ"  # the segmentation keeping strokes on thickened box lines reads another digit, at run.DISPUTE_LEVEL or more (run.reread_doubtful)
 FLAG_IN_TEXT = "in_text"  # a single cell standing in a line of printed letters: likely a letter taken for a box (boxes._in_text_line)
 # A digit is flagged when its kept strokes lie along the edges of the search region (0.3 cell
 # sides around the box) over at least RUN_ON_LEVEL cell heights (``DigitCrop.run_on``). On the
