@@ -261,9 +261,9 @@ def reread_doubtful(
     more, less confidently, keeps its verdict and is flagged ``readings_differ``
     (``DigitCrop.disputed``). On the 18 development sets: 17 more digits read right (3
     ``sample``-style, 14 ``holdout``-style), unflagged errors 18 -> 16 and 65 -> 57, for 24
-    more digits flagged of 26,120 read; on held-out seeds 33000-34001 even on digits right
-    (+2 / -3, all among digits flagged either way) with 1 fewer unflagged error (README,
-    twenty-seventh session).
+    more digits flagged of 26,120 read; on held-out seeds 33000-34001 about even on digits
+    right (3 gained, 4 lost, all among digits flagged either way) with 1 fewer unflagged
+    error (README, twenty-seventh session).
 
     Args:
         pages: per page, its layout, crops and predictions per field and cell (layout
