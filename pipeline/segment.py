@@ -304,6 +304,15 @@ def _thickened_share(walls: list[_WallRuns], usual: float) -> float:
     return float(best)
 
 
+def _ink_beyond_edges(wall: _WallRuns, i0: int, i1: int, lo_edge: float, hi_edge: float) -> tuple[float, float]:
+    """Ink of the wall's positions ``i0:i1`` beyond its usual edges (band px, ``lo_edge`` and
+    ``hi_edge`` across it), summed: (on the cell's side, beyond the wall). The cell lies on the
+    higher-coordinate side of its left and top walls, on the lower side of its right and bottom."""
+    low = float(np.maximum(0.0, lo_edge - wall.r0[i0:i1]).sum())
+    high = float(np.maximum(0.0, wall.r1[i0:i1] - hi_edge).sum())
+    return (high, low) if wall.side in ("left", "top") else (low, high)
+
+
 def _stroke_on_wall(walls: list[_WallRuns], usual: float, ink: np.ndarray, top: int) -> tuple[float, np.ndarray] | None:
     """The stroke lying on one of the cell's side walls, when the cell is to be read from it.
 
@@ -342,9 +351,7 @@ def _stroke_on_wall(walls: list[_WallRuns], usual: float, ink: np.ndarray, top: 
         plain = (runs > 0) & ~(runs > usual + ON_LINE_EXCESS)
         lo_edge = float(np.median(wall.r0[plain])) if plain.any() else float(wall.r0[i0:i1].max())
         hi_edge = float(np.median(wall.r1[plain])) if plain.any() else float(wall.r1[i0:i1].min())
-        low = np.maximum(0.0, lo_edge - wall.r0[i0:i1]).sum()  # ink beyond the wall's lower-coordinate edge
-        high = np.maximum(0.0, wall.r1[i0:i1] - hi_edge).sum()
-        inner, outer = (high, low) if wall.side == "left" else (low, high)
+        inner, outer = _ink_beyond_edges(wall, i0, i1, lo_edge, hi_edge)
         if inner < outer:
             continue
         c0, c1 = int(wall.r0[i0:i1].min()), int(wall.r1[i0:i1].max())
@@ -405,8 +412,8 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
 def _inner_stretches(wall: _WallRuns, thick: np.ndarray) -> np.ndarray:
     """The thickened positions of a wall (``thick``, (n,) bool) in stretches whose extra ink lies
     more on the cell's side of the wall than beyond it: the wall's plain positions give its
-    usual edges, and the ink beyond each edge is summed over the stretch (as in
-    ``_stroke_on_wall``). Returns (n,) bool."""
+    usual edges, and the ink beyond each edge is summed over the stretch
+    (``_ink_beyond_edges``). Returns (n,) bool."""
     plain = (wall.runs > 0) & ~thick
     if not plain.any():
         return np.zeros_like(thick)
@@ -420,9 +427,7 @@ def _inner_stretches(wall: _WallRuns, thick: np.ndarray) -> np.ndarray:
         j = i
         while j < n and thick[j]:
             j += 1
-        low = np.maximum(0.0, lo_edge - wall.r0[i:j]).sum()
-        high = np.maximum(0.0, wall.r1[i:j] - hi_edge).sum()
-        inner, outer = (high, low) if wall.side in ("left", "top") else (low, high)
+        inner, outer = _ink_beyond_edges(wall, i, j, lo_edge, hi_edge)
         out[i:j] = inner >= outer
         i = j
     return out
