@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.align import align_page
 from pipeline.boxes import find_fields
-from pipeline.segment import CENTRE, SegmentSettings, _along_wall, _attach_across_walls, _run_on, _without_specks, segment_cell, to_mnist
+from pipeline.segment import CENTRE, SegmentSettings, _along_wall, _attach_across_walls, _hysteresis, _run_on, _without_specks, segment_cell, to_mnist
 from pipeline.types import Page
 
 
@@ -613,3 +613,58 @@ def test_a_digit_touching_a_neighbours_running_stroke_does_not_give_way_to_a_spe
 
     mid = _middle(draw, SegmentSettings(drop_running_in=True))
     assert not mid.blank and mid.extent > 0.5  # the ring is kept (the speck alone would read blank)
+
+
+def test_hysteresis_joins_faint_ink_touching_a_stroke_and_nothing_else():
+    ink = np.zeros((40, 60), np.float32)
+    ink[10:30, 10:13] = 1.0  # a stroke
+    ink[28:31, 13:25] = 0.2  # its faint continuation, touching it
+    ink[5:8, 40:44] = 0.2  # faint ink touching no stroke (paper noise, a smudge)
+    ink[20:23, 48:52] = 0.2  # faint ink beside a ruling
+    ink[0:40, 54:56] = 1.0  # the ruling
+    ink[22, 52:54] = 0.2  # (its fringe, joining the faint patch to it)
+    line = np.zeros(ink.shape, np.uint8)
+    line[:, 54:56] = 1
+    out = _hysteresis(ink, ink > 0.3, 0.15, line)
+    assert out[28:31, 13:25].all()  # joined to the stroke
+    assert not out[5:8, 40:44].any()  # alone: left out
+    assert not out[20:23, 48:52].any()  # a ruling seeds nothing
+    assert (out[ink > 0.3]).all()  # every strong pixel stays
+
+
+def _seven_with_faint_link(img, x, y, s):
+    """A "7" whose bar ends in a dark dot, joined to it only by a faint pen stroke."""
+    cv2.line(img, (x + 40, y + 14), (x + 28, y + 50), 0, 5)  # stem
+    cv2.line(img, (x + 24, y + 14), (x + 40, y + 14), 0, 5)  # bar
+    cv2.line(img, (x + 13, y + 14), (x + 23, y + 14), 205, 3)  # faint part of the bar (ink about 0.2)
+    img[y + 12 : y + 16, x + 10 : x + 13] = 0  # the bar's dark end
+
+
+def test_faint_ink_joins_a_strokes_end_to_its_digit():
+    lay = _one_cell_page(_seven_with_faint_link)
+    cell = lay.fields[0].cells[1]
+    joined = segment_cell(lay, cell)
+    apart = segment_cell(lay, cell, settings=SegmentSettings(faint_level=None))
+    assert not joined.blank and not apart.blank
+
+    def width(p):
+        xs = np.nonzero((p > 0.1).any(axis=0))[0]
+        return xs.max() - xs.min() + 1
+
+    # without hysteresis the bar's end is a speck apart from the digit and left out of its
+    # crop; joined by its faint stroke it stays, and the bar reaches out to it
+    assert width(joined.pixels) >= width(apart.pixels) + 3
+
+
+def test_a_faint_halo_does_not_make_a_speck_a_mark():
+    def speck(img, x, y, s):
+        cv2.circle(img, (x + 30, y + 30), 4, 205, -1)  # a faint smudge (ink about 0.2)
+        img[y + 29, x + 29 : x + 31] = 0  # with a 3 px dark speck in it
+        img[y + 30, x + 29] = 0
+
+    lay = _one_cell_page(speck)
+    crop = segment_cell(lay, lay.fields[0].cells[1])
+    # the speck alone is under the smallest mark (``min_px`` pixels of stroke-level ink);
+    # its halo, joined to it by hysteresis, does not count towards that
+    assert crop.blank and crop.ink == 0.0
+
