@@ -135,8 +135,7 @@ def _hysteresis(ink: np.ndarray, strong: np.ndarray, low: float, line: np.ndarra
     if not weak.any():
         return strong
     n, lab = cv2.connectedComponents((strong | weak).astype(np.uint8), connectivity=8)
-    seeded = np.zeros(n, bool)
-    seeded[np.unique(lab[strong & ~near_line])] = True
+    seeded = np.bincount(lab[strong & ~near_line], minlength=n) > 0
     seeded[0] = False
     return strong | (weak & seeded[lab])
 
@@ -946,7 +945,8 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     band = np.zeros_like(inside)
     band[max(0, cy0 - d) : cy0 + h + d, max(0, cx0 - d) : cx0 + w + d] = 1
     raw = ink > s.ink_level  # the raw ink: strokes and box lines alike
-    line = _box_lines(layout.lines[y0:y1, x0:x1], rim | (1 - band))
+    rules = _box_lines(layout.lines[y0:y1, x0:x1], rim)  # every ruling of the line mask outside the interior
+    line = rules & band
     if s.own_walls:
         walls = _own_walls(raw, line, (cx0, cy0, w, h), d)
         line = walls | (line & cv2.dilate(walls, np.ones((2 * WALL_GROW + 1, 2 * WALL_GROW + 1), np.uint8)))
@@ -958,7 +958,7 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
     # ink, on which a speck, the blank test and the stray ink are measured
     strong = raw
     if s.faint_level is not None:
-        raw = _hysteresis(ink, raw, s.faint_level, line | _box_lines(layout.lines[y0:y1, x0:x1], rim))
+        raw = _hysteresis(ink, raw, s.faint_level, line | rules)
     strokes = _strokes(raw, line, layout.line_width)
     min_px = max(3, int(0.0015 * w * h))
     n, labels, stats, cents = cv2.connectedComponentsWithStats(strokes, connectivity=8)
