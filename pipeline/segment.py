@@ -30,6 +30,8 @@ CENTRE = 14.0
 ON_LINE_EXCESS = 2.0
 ON_WALL_LEVEL = 0.4  # a blank cell whose side wall is thickened over this share of its length is read from the stroke on it (_stroke_on_wall)
 RESIDUE_PIECES = 3  # pieces along one side of a cell that make a dashed box line's residue (_line_residue)
+ALONG_RULING = True  # the wall reading also keeps a stroke lying along the top or bottom ruling beyond it, joined to the cell's digit (_lies_along)
+ALONG_EDGE = 2  # px from the wall band's edge that a run reaches to count as running into it (_lies_along)
 RUN_ON_INSIDE = 0.3  # a piece of a kept mark beyond the ruling, running on out of the search region, with less than this share inside the cell is cut off (_cut_run_on)
 SPECKS = 8  # specks in a search region that mark its strokes as broken up (_join_speckles)
 CLAIM_INSIDE = 0.15  # a cell left empty reads a mark with at least this share of its pixels inside (_claim_straying_mark)
@@ -254,6 +256,7 @@ class _WallRuns:
     start: int  # region coordinate across the wall of the band's first column (row for top/bottom)
     r0: np.ndarray  # (n,) int, start of the run across the wall through its darkest line, band px; 0 where no ink
     r1: np.ndarray  # (n,) int, end (exclusive) of that run; r1 - r0 is the run's length
+    size: int = 0  # the band's width across the wall, px; a run with r0 == 0 or r1 == size reaches its edge
 
     @property
     def vertical(self) -> bool:
@@ -298,7 +301,7 @@ def _wall_runs(mask: np.ndarray, interior: tuple[int, int, int, int], line_width
             if row[line]:
                 r0[i] = line - int(np.argmin(row[line::-1])) + 1 if not row[: line + 1].all() else 0
                 r1[i] = line + int(np.argmin(row[line:])) if not row[line:].all() else row.size
-        walls.append(_WallRuns(side, a, r0, r1))
+        walls.append(_WallRuns(side, a, r0, r1, band.shape[1]))
     usual = float(np.median([np.median(wr.runs[wr.runs > 0]) if (wr.runs > 0).any() else 0.0 for wr in walls])) if walls else 0.0
     return walls, usual
 
@@ -419,7 +422,11 @@ def _thickened_walls(mask: np.ndarray, interior: tuple[int, int, int, int], line
     22000 ``sample_055``); a neighbour's digit touching the ruling from the far side stays
     out. One crossing the ruling into the cell is taken in: the tail of a "0" above puts a
     bar on the "7" of sample_forms ``sample_002`` (read "2" from it, less confidently than
-    "7": the first verdict stands, flagged ``readings_differ``).
+    "7": the first verdict stands, flagged ``readings_differ``). Since the twenty-ninth
+    session a stretch whose extra ink lies beyond the ruling is marked too when a stroke of
+    the cell runs into it and none leads away beyond (``_lies_along``, ``ALONG_RULING``):
+    the foot of a "2" drawn just below a faint bottom ruling, removed with it, had left a
+    "7" read at 0.996 (seed 22001 ``holdout_003``).
     Used by the re-reading of cells (``SegmentSettings.wall_strokes`` and ``rule_strokes``,
     ``run.reread_doubtful``).
 
@@ -453,7 +460,8 @@ def _inner_stretches(wall: _WallRuns, thick: np.ndarray) -> np.ndarray:
     """The thickened positions of a wall (``thick``, (n,) bool) in stretches whose extra ink lies
     more on the cell's side of the wall than beyond it: the wall's plain positions give its
     usual edges, and the ink beyond each edge is summed over the stretch
-    (``_ink_beyond_edges``). Returns (n,) bool."""
+    (``_ink_beyond_edges``); with ``ALONG_RULING``, also in stretches that are a stroke of
+    the cell lying along the ruling beyond it (``_lies_along``). Returns (n,) bool."""
     plain = (wall.runs > 0) & ~thick
     if not plain.any():
         return np.zeros_like(thick)
@@ -468,9 +476,26 @@ def _inner_stretches(wall: _WallRuns, thick: np.ndarray) -> np.ndarray:
         while j < n and thick[j]:
             j += 1
         inner, outer = _ink_beyond_edges(wall, i, j, lo_edge, hi_edge)
-        out[i:j] = inner >= outer
+        out[i:j] = inner >= outer or (ALONG_RULING and _lies_along(wall, i, j))
         i = j
     return out
+
+
+def _lies_along(wall: _WallRuns, i: int, j: int) -> bool:
+    """Whether the thickened stretch ``i:j`` of a top or bottom wall is a stroke of this
+    cell's digit lying along the ruling on its far side (the foot of a "2" drawn just below
+    the bottom ruling). Somewhere in the stretch its run reaches to within ``ALONG_EDGE`` px
+    of the wall band's edge on the cell's side (a stroke of the cell runs into it), and
+    nowhere to the band's edge beyond the ruling (no stroke leads away into what lies
+    beyond: a neighbour's digit touching the ruling from the far side does; a thick foot may
+    come near that edge).
+    The band is ``2 x line_width + 3`` px either side of the wall (``_wall_runs``)."""
+    r0, r1 = wall.r0[i:j], wall.r1[i:j]
+    if wall.side in ("left", "top"):  # the cell lies on the band's higher-coordinate side
+        enters, leaves = (r1 >= wall.size - ALONG_EDGE).any(), (r0 == 0).any()
+    else:
+        enters, leaves = (r0 <= ALONG_EDGE).any(), (r1 >= wall.size).any()
+    return bool(enters and not leaves)
 
 
 def _cut_run_on(

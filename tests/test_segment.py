@@ -338,6 +338,65 @@ def test_rule_strokes_leave_a_mark_beyond_the_ruling_to_its_own_cell():
     assert _middle(below, SegmentSettings(wall_strokes=True, rule_strokes=True)).blank
 
 
+def _two_with_foot_beyond(img, x, y, s):
+    # a "2" whose foot lies along its cell's bottom ruling on the far side, just below it
+    # (seed 22001 holdout_003: removed with the ruling, it left a "7" read at 0.996, unflagged)
+    cv2.ellipse(img, (x + s // 2, y + int(0.35 * s)), (int(0.22 * s), int(0.2 * s)), 0, 180, 360, 0, 3)
+    cv2.line(img, (x + int(0.72 * s), y + int(0.35 * s)), (x + int(0.25 * s), y + s + 3), 0, 3)
+    cv2.line(img, (x + int(0.25 * s), y + s + 3), (x + int(0.8 * s), y + s + 3), 0, 5)
+
+
+def _bottom_band_marks(draw):
+    """``_thickened_walls`` (top and bottom walls too) of the middle cell after ``draw``, in a
+    region reaching 10 px beyond the cell interior; and the interior's (w, h)."""
+    from pipeline.segment import _thickened_walls
+
+    lay = _drawn_on_found_comb(draw)
+    x, y, w, h = lay.fields[0].cells[1].aligned_box
+    region = (lay.ink > 0.3)[y - 10 : y + h + 10, x - 10 : x + w + 10]
+    return _thickened_walls(region, (10, 10, w, h), lay.line_width, across=True), (w, h)
+
+
+def test_rule_strokes_keep_a_foot_lying_along_the_ruling_beyond_it(monkeypatch):
+    # its extra ink lies beyond the ruling, but the diagonal runs into the stretch from the
+    # cell's side and nothing leads away below it: kept (``_lies_along``); without the rule
+    # the stretch is left out as a neighbour's
+    import pipeline.segment as seg
+
+    def foot_ink(crop):
+        return float(crop.pixels[20:, 12:].sum())
+
+    wall = SegmentSettings(wall_strokes=True, rule_strokes=True)
+    kept = _middle(_two_with_foot_beyond, wall)
+    monkeypatch.setattr(seg, "ALONG_RULING", False)
+    left_out = _middle(_two_with_foot_beyond, wall)
+    assert not kept.blank and not left_out.blank
+    assert foot_ink(kept) > 1.5 * foot_ink(left_out)
+    # the stretch marked lies along the bottom ruling and below it, nowhere else
+    monkeypatch.setattr(seg, "ALONG_RULING", True)
+    marked, (w, h) = _bottom_band_marks(_two_with_foot_beyond)
+    rows = np.nonzero(marked.any(axis=1))[0]
+    assert rows.size and rows.min() >= 10 + 0.8 * h and rows.max() <= 10 + h + 10 and marked.any(axis=0).sum() >= 0.3 * w
+
+
+def test_rule_strokes_leave_a_stroke_leading_away_beyond_the_ruling():
+    # the same foot, but a stroke leads down from it into the row below (a neighbour's digit
+    # touching the ruling where this cell's diagonal meets it): the stretch is not given to
+    # this cell, which reads as without the foot
+    def two_and_neighbour(img, x, y, s):
+        _two_with_foot_beyond(img, x, y, s)
+        cv2.line(img, (x + int(0.6 * s), y + s + 3), (x + int(0.6 * s), y + s + 30), 0, 3)
+
+    def two_without_foot(img, x, y, s):
+        cv2.ellipse(img, (x + s // 2, y + int(0.35 * s)), (int(0.22 * s), int(0.2 * s)), 0, 180, 360, 0, 3)
+        cv2.line(img, (x + int(0.72 * s), y + int(0.35 * s)), (x + int(0.25 * s), y + s + 3), 0, 3)
+
+    assert not _bottom_band_marks(two_and_neighbour)[0].any()
+    wall = SegmentSettings(wall_strokes=True, rule_strokes=True)
+    with_neighbour, bare = _middle(two_and_neighbour, wall), _middle(two_without_foot, wall)
+    assert float(with_neighbour.pixels[20:, 12:].sum()) < 1.5 * float(bare.pixels[20:, 12:].sum()) + 1.0
+
+
 def test_a_stroke_along_the_top_line_is_not_read_as_a_digit():
     def bar_on_top(img, x, y, s):
         cv2.line(img, (x + int(0.15 * s), y + 1), (x + int(0.85 * s), y + 1), 0, 6)
