@@ -32,6 +32,7 @@ ON_WALL_LEVEL = 0.4  # a blank cell whose side wall is thickened over this share
 RESIDUE_PIECES = 3  # pieces along one side of a cell that make a dashed box line's residue (_line_residue)
 ALONG_RULING = True  # the wall reading also keeps a stroke lying along the top or bottom ruling beyond it, joined to the cell's digit (_lies_along)
 ALONG_EDGE = 2  # px from the wall band's edge that a run reaches to count as running into it (_lies_along)
+NEIGHBOUR_OWN = 0.5  # a neighbour's kept mark with at least this share inside its box is its own digit (neighbours_strays)
 RUN_ON_INSIDE = 0.3  # a piece of a kept mark beyond the ruling, running on out of the search region, with less than this share inside the cell is cut off (_cut_run_on)
 SPECKS = 8  # specks in a search region that mark its strokes as broken up (_join_speckles)
 CLAIM_INSIDE = 0.15  # a cell left empty reads a mark with at least this share of its pixels inside (_claim_straying_mark)
@@ -781,6 +782,79 @@ def segment_cell_both(layout: PageLayout, cell: DigitBox, *, settings: SegmentSe
     return upright, turned
 
 
+def kept_mark(layout: PageLayout, cell: DigitBox) -> np.ndarray | None:
+    """The pixels of the page that ``segment_cell`` (default settings) keeps as the cell's mark.
+
+    Args:
+        layout: the page's layout. cell: one of its cells.
+
+    Returns:
+        (n, 2) int array of (row, column) in aligned pixels, strokes followed beyond the box
+        included and specks not removed; None when the cell reads as blank or is read from a
+        stroke on its wall.
+    """
+    got = _segment(layout, cell, SegmentSettings(), (False,), kept_only=True)
+    if got is None:
+        return None
+    kept, (x0, y0) = got
+    ys, xs = np.nonzero(kept)
+    return np.stack([ys + y0, xs + x0], axis=1)
+
+
+def neighbours_strays(layout: PageLayout, cell: DigitBox, own: float = NEIGHBOUR_OWN, cache: dict | None = None) -> np.ndarray:
+    """The pixels around a cell that its neighbours keep as parts of their own marks.
+
+    A neighbour's digit written over the shared ruling reaches into this cell; where it
+    touches or crosses this cell's digit, the two join into one component that neither the
+    component tests nor ``_drop_neighbours_marks`` can take apart, and the crop holds both
+    (a "4" beside a "2" read "4"). Each other found cell whose box meets this cell's search
+    region is segmented on its own (``kept_mark``); when at least ``own`` of its kept mark
+    lies inside its box (the mark is its digit, not one reaching in from elsewhere), its
+    kept pixels outside its box are returned: its strokes straying over its ruling.
+
+    Args:
+        layout: the page's layout. cell: the cell read again.
+        own: share of a neighbour's kept mark inside its own box, at least, in [0, 1].
+        cache: ``id(cell) -> kept_mark`` of cells already segmented, filled in.
+
+    Returns:
+        (n, 2) int array of (row, column) in aligned pixels; empty when none.
+    """
+    cache = {} if cache is None else cache
+    x, y, w, h = cell.aligned_box
+    m = int(round(SegmentSettings().margin * max(w, h)))
+    out = []
+    for f in layout.fields:
+        for b in f.cells:
+            bx, by, bw, bh = b.aligned_box
+            if b is cell or bx > x + w + m or by > y + h + m or bx + bw < x - m or by + bh < y - m:
+                continue
+            if id(b) not in cache:
+                cache[id(b)] = kept_mark(layout, b)
+            pts = cache[id(b)]
+            if pts is None:
+                continue
+            inside = (pts[:, 1] >= bx) & (pts[:, 1] < bx + bw) & (pts[:, 0] >= by) & (pts[:, 0] < by + bh)
+            if inside.mean() >= own and not inside.all():
+                out.append(pts[~inside])
+    return np.concatenate(out) if out else np.zeros((0, 2), int)
+
+
+def segment_without(layout: PageLayout, cell: DigitBox, erase: np.ndarray, *, upside_down: bool = False) -> DigitCrop:
+    """``segment_cell`` (default settings) with the pixels ``erase`` ((n, 2) int (row, column),
+    aligned pixels) taken off the page's ink first, e.g. a neighbour's strokes reaching in
+    (``neighbours_strays``). The layout's ink is restored before returning."""
+    if not len(erase):
+        return segment_cell(layout, cell, upside_down=upside_down)
+    rows, cols = erase[:, 0], erase[:, 1]
+    saved = layout.ink[rows, cols].copy()
+    layout.ink[rows, cols] = 0.0
+    try:
+        return segment_cell(layout, cell, upside_down=upside_down)
+    finally:
+        layout.ink[rows, cols] = saved
+
+
 def _run_on(kept: np.ndarray, cut: tuple[bool, bool, bool, bool], h: int) -> float:
     """How far the kept mark lies along the edges of the search region, in cell heights.
 
@@ -951,7 +1025,7 @@ def _drop_neighbours_marks(
             keep[members] = False
 
 
-def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...]) -> tuple[DigitCrop, ...]:
+def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...], kept_only: bool = False):
     x, y, w, h = cell.aligned_box
     H, W = layout.ink.shape
     m = int(round(s.margin * max(w, h)))
@@ -1035,11 +1109,17 @@ def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tupl
         if wall is not None:  # a "1" on the wall: read from its stroke, flagged ink_on_line
             on_wall, patch = wall[0], _pressure(wall[1])
             wall_ink = float((patch > 0).sum()) / float(w * h)  # the stroke with the wall under it
+            if kept_only:
+                return None
             return tuple(
                 DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, wall_ink, stray, on_wall, extent=patch.shape[0] / h)
                 for t in turns
             )
+        if kept_only:
+            return None
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
+    if kept_only:
+        return kept, (x0, y0)
     in_other = _in_other_cells(kept, other)
     run_on = _run_on(kept, clipped, h)
     # the crop frames the mark without its specks; the measures above keep them

@@ -727,3 +727,41 @@ def test_a_faint_halo_does_not_make_a_speck_a_mark():
     # its halo, joined to it by hysteresis, does not count towards that
     assert crop.blank and crop.ink == 0.0
 
+
+
+def test_neighbours_strays_are_a_neighbours_strokes_beyond_its_box():
+    # the right cell's digit: a stem inside it and a bar crossing the shared wall into the
+    # middle cell; the middle cell's own "1" stands apart at its left
+    from pipeline.segment import kept_mark, neighbours_strays
+
+    def draw(img, x, y, s):
+        cv2.line(img, (x + int(0.2 * s), y + int(0.2 * s)), (x + int(0.2 * s), y + int(0.8 * s)), 0, 3)  # middle: a "1"
+        cv2.line(img, (x + s + int(0.6 * s), y + int(0.2 * s)), (x + s + int(0.6 * s), y + int(0.8 * s)), 0, 3)  # right: stem
+        cv2.line(img, (x + int(0.7 * s), y + int(0.5 * s)), (x + s + int(0.6 * s), y + int(0.5 * s)), 0, 3)  # its bar, over the wall
+
+    lay = _drawn_on_found_comb(draw)
+    left, mid, right = lay.fields[0].cells
+    rx, ry, rw, rh = right.aligned_box
+    strays = neighbours_strays(lay, mid)
+    assert len(strays) > 0
+    outside_right = (strays[:, 1] < rx) | (strays[:, 1] >= rx + rw) | (strays[:, 0] < ry) | (strays[:, 0] >= ry + rh)
+    assert outside_right.all()
+    mx, my, mw, mh = mid.aligned_box
+    assert (strays[:, 1] < rx).sum() >= 0.1 * mw  # the bar's part in the middle cell's row
+    assert kept_mark(lay, left) is None  # the blank cell keeps nothing
+    # a neighbour whose mark lies less inside its box than asked gives nothing
+    assert len(neighbours_strays(lay, mid, own=1.01)) == 0
+
+
+def test_segment_without_reads_the_page_less_the_given_pixels_and_restores_it():
+    from pipeline.segment import kept_mark, segment_without
+
+    lay = _drawn_on_found_comb(_stroke((0.3, 0.2), (0.7, 0.8)))
+    mid = lay.fields[0].cells[1]
+    before = lay.ink.copy()
+    plain = segment_cell(lay, mid)
+    assert not plain.blank
+    assert np.array_equal(segment_without(lay, mid, np.zeros((0, 2), int)).pixels, plain.pixels)
+    own = kept_mark(lay, mid)
+    assert own is not None and segment_without(lay, mid, own).blank  # its own stroke taken off: nothing left
+    assert np.array_equal(lay.ink, before)
