@@ -843,7 +843,9 @@ def neighbours_strays(layout: PageLayout, cell: DigitBox, own: float = NEIGHBOUR
 def segment_without(layout: PageLayout, cell: DigitBox, erase: np.ndarray, *, upside_down: bool = False) -> DigitCrop:
     """``segment_cell`` (default settings) with the pixels ``erase`` ((n, 2) int (row, column),
     aligned pixels) taken off the page's ink first, e.g. a neighbour's strokes reaching in
-    (``neighbours_strays``). The layout's ink is restored before returning."""
+    (``neighbours_strays``). The layout's ink array is changed in place and restored before
+    returning, also when segmentation raises: do not read the same layout from another
+    thread meanwhile."""
     if not len(erase):
         return segment_cell(layout, cell, upside_down=upside_down)
     rows, cols = erase[:, 0], erase[:, 1]
@@ -1025,7 +1027,12 @@ def _drop_neighbours_marks(
             keep[members] = False
 
 
-def _segment(layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...], kept_only: bool = False):
+def _segment(
+    layout: PageLayout, cell: DigitBox, s: SegmentSettings, turns: tuple[bool, ...], kept_only: bool = False,
+) -> tuple[DigitCrop, ...] | tuple[np.ndarray, tuple[int, int]] | None:
+    """One crop per entry of ``turns`` (True: turned 180 degrees); with ``kept_only``, the
+    kept mask of the search region ((h', w') bool) and the region's (x0, y0) in aligned
+    pixels instead, or None when the cell is blank or read from a stroke on its wall."""
     x, y, w, h = cell.aligned_box
     H, W = layout.ink.shape
     m = int(round(s.margin * max(w, h)))
