@@ -257,7 +257,7 @@ class _WallRuns:
     start: int  # region coordinate across the wall of the band's first column (row for top/bottom)
     r0: np.ndarray  # (n,) int, start of the run across the wall through its darkest line, band px; 0 where no ink
     r1: np.ndarray  # (n,) int, end (exclusive) of that run; r1 - r0 is the run's length
-    size: int = 0  # the band's width across the wall, px; a run with r0 == 0 or r1 == size reaches its edge
+    size: int  # the band's width across the wall, px; a run with r0 == 0 or r1 == size reaches its edge
 
     @property
     def vertical(self) -> bool:
@@ -1110,20 +1110,18 @@ def _segment(
     by0, by1, bx0, bx1 = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if ys.size else (0, 0, 0, 0)
     extent = max(by1 - by0, bx1 - bx0) / h  # the kept mark's longer side, in cell heights
     if not ys.size or inked < s.blank_ink or extent < s.blank_extent:
+        if kept_only:  # blank, or read from a stroke on its wall: no mark of its own either way
+            return None
         walls, usual = _wall_runs(raw, (cx0, cy0, w, h), layout.line_width)
         on_line = _thickened_share(walls, usual)
         wall = _stroke_on_wall(walls, usual, ink, cy0) if on_line >= ON_WALL_LEVEL else None
         if wall is not None:  # a "1" on the wall: read from its stroke, flagged ink_on_line
             on_wall, patch = wall[0], _pressure(wall[1])
             wall_ink = float((patch > 0).sum()) / float(w * h)  # the stroke with the wall under it
-            if kept_only:
-                return None
             return tuple(
                 DigitCrop(cell, to_mnist(np.ascontiguousarray(patch[::-1, ::-1] if t else patch)), False, wall_ink, stray, on_wall, extent=patch.shape[0] / h)
                 for t in turns
             )
-        if kept_only:
-            return None
         return tuple(DigitCrop(cell, np.zeros((CROP_SIZE, CROP_SIZE), np.float32), True, inked, stray, on_line) for _ in turns)
     if kept_only:
         return kept, (x0, y0)
